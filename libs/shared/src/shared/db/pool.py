@@ -1,0 +1,53 @@
+"""An asyncpg pool as an aiohttp cleanup context, registered with readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import asyncpg
+from aiohttp import web
+
+from shared.web.app import READINESS
+
+log = logging.getLogger(__name__)
+
+Pool = asyncpg.Pool[asyncpg.Record]
+
+
+async def close_pool(pool: Pool, timeout_seconds: float) -> None:
+    """Wait for borrowed connections to come back, but never past the deadline."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await pool.close()
+    except TimeoutError:
+        log.warning("database pool did not close in time; terminating", extra={"timeout_seconds": timeout_seconds})
+        pool.terminate()
+
+
+def postgres_pool(
+    key: web.AppKey[Pool],
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout_seconds: float = 5.0,
+    close_timeout_seconds: float = 5.0,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """A cleanup context that opens the pool at start-up, stores it at ``key`` and closes it at exit."""
+
+    @asynccontextmanager
+    async def pool_context(app: web.Application) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, command_timeout=command_timeout_seconds
+        )
+        app[key] = pool
+        app[READINESS].add_check("postgres", lambda: pool.fetchval("SELECT 1"))
+        try:
+            yield
+        finally:
+            await close_pool(pool, close_timeout_seconds)
+
+    return pool_context

@@ -1,0 +1,83 @@
+"""AMQP resources as aiohttp cleanup contexts, so one lifecycle stops every process type."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from shared.messaging.connection import connect
+from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.retry import RetryPolicy
+from shared.messaging.topology import declare_consumer_queue
+from shared.web.app import READINESS
+
+log = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
+
+
+def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str) -> CleanupContext:
+    @asynccontextmanager
+    async def connection_context(app: web.Application) -> AsyncIterator[None]:
+        connection = await connect(url, connection_name=connection_name)
+        app[key] = connection
+
+        async def connected() -> None:
+            # Robust connections reconnect in the background; until then, not ready.
+            if connection.is_closed or not connection.connected.is_set():
+                raise ConnectionError("AMQP connection is down")
+
+        app[READINESS].add_check("rabbitmq", connected)
+        try:
+            yield
+        finally:
+            await connection.close()
+
+    return connection_context
+
+
+def queue_consumer(
+    connection_key: web.AppKey[AbstractRobustConnection],
+    *,
+    queue_name: str,
+    exchange_name: str,
+    routing_keys: Iterable[str],
+    handler_factory: Callable[[web.Application], Handler],
+    retry: RetryPolicy,
+    prefetch_count: int,
+    stop_timeout_seconds: float,
+) -> CleanupContext:
+    """Consume ``queue_name`` for as long as the app runs; stop gracefully when it shuts down.
+
+    Must come after the connection (and whatever the handler uses) in ``cleanup_ctx``,
+    so that it stops before they close.
+    """
+    routing_keys = tuple(routing_keys)
+
+    @asynccontextmanager
+    async def consumer_context(app: web.Application) -> AsyncIterator[None]:
+        channel = await app[connection_key].channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=prefetch_count)
+        topology = await declare_consumer_queue(
+            channel, queue_name=queue_name, exchange_name=exchange_name, routing_keys=routing_keys
+        )
+        consumer = Consumer(
+            channel=channel,
+            queue=topology.queue,
+            dead_letter_exchange=topology.dead_letter_exchange,
+            handler=handler_factory(app),
+            retry=retry,
+        )
+        await consumer.start()
+        log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})
+        try:
+            yield
+        finally:
+            await consumer.stop(stop_timeout_seconds)
+            log.info("stopped consuming", extra={"queue": queue_name})
+
+    return consumer_context

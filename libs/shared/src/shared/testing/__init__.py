@@ -1,0 +1,9 @@
+"""Test support: real backing services, polling with deadlines, real processes.
+
+The fixtures live in ``shared.testing.plugin``; a member enables them in its conftest.
+"""
+
+from shared.testing.polling import eventually
+from shared.testing.processes import ServiceProcess
+
+__all__ = ["ServiceProcess", "eventually"]

@@ -1,0 +1,65 @@
+"""Where the tests' PostgreSQL and RabbitMQ are: given by TEST_* URLs, or started in Docker.
+
+Tests never mock these servers. If neither a URL nor a Docker engine is there, the
+run fails with one line saying what to set, rather than skipping and passing.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+
+DATABASE_URL_VARIABLE = "TEST_DATABASE_URL"
+AMQP_URL_VARIABLE = "TEST_AMQP_URL"
+
+# Kept in step with docker-compose.yml (dev/prod parity); overridable like the compose images.
+POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:15.10-bookworm")
+RABBITMQ_IMAGE = os.environ.get("RABBITMQ_IMAGE", "rabbitmq:3.10.25-management")
+
+
+class BackingServiceUnavailable(Exception):
+    pass
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # noqa: PLC0415 - only needed when no TEST_* URL is given
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # noqa: BLE001 - no engine, no socket, no SDK: all mean no Docker
+        return False
+    return True
+
+
+def _unavailable(variable: str, example: str) -> BackingServiceUnavailable:
+    return BackingServiceUnavailable(
+        f"no {variable} set and no Docker engine answers: set {variable}={example} "
+        "(or start Docker so testcontainers can run one)"
+    )
+
+
+def postgres_url(stack: ExitStack) -> str:
+    """A superuser URL of a PostgreSQL server the tests may create databases on.
+
+    A container, if one has to be started, lives as long as ``stack``.
+    """
+    if url := os.environ.get(DATABASE_URL_VARIABLE):
+        return url
+    if not _docker_answers():
+        raise _unavailable(DATABASE_URL_VARIABLE, "postgresql://postgres@127.0.0.1:5432/postgres")
+    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+    container = stack.enter_context(PostgresContainer(POSTGRES_IMAGE, driver=None))
+    return str(container.get_connection_url())
+
+
+def amqp_url(stack: ExitStack) -> str:
+    if url := os.environ.get(AMQP_URL_VARIABLE):
+        return url
+    if not _docker_answers():
+        raise _unavailable(AMQP_URL_VARIABLE, "amqp://guest:guest@127.0.0.1:5672/")
+    from testcontainers.rabbitmq import RabbitMqContainer  # noqa: PLC0415
+
+    container = stack.enter_context(RabbitMqContainer(RABBITMQ_IMAGE))
+    params = container.get_connection_params()
+    return f"amqp://guest:guest@{params.host}:{params.port}/"

@@ -1,0 +1,108 @@
+"""pytest fixtures for real backing services. Enable with ``pytest_plugins = ["shared.testing.plugin"]``.
+
+Isolation: every test that asks for ``database_url`` gets a database of its own, and
+every AMQP name from ``amqp_names`` carries this run's id; both are removed afterwards,
+so concurrent runs (two developers, CI and a laptop) never see each other's data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from shared.messaging.topology import dead_letter_names
+from shared.testing import backing_services
+
+RUN_ID = uuid.uuid4().hex[:8]
+_sequence = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def _containers() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(_containers: ExitStack) -> str:
+    try:
+        return backing_services.postgres_url(_containers)
+    except backing_services.BackingServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(_containers: ExitStack) -> str:
+    try:
+        return backing_services.amqp_url(_containers)
+    except backing_services.BackingServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def with_database(server_url: str, database: str) -> str:
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest_asyncio.fixture
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A new, empty database for this test alone, dropped afterwards."""
+    name = f"test_{RUN_ID}_{next(_sequence)}"
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(postgres_server_url, name)
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        # FORCE: a process under test may still hold a connection after a failed test.
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+class AmqpNames:
+    """Exchange and queue names private to one test, deleted with their dead-letter pairs."""
+
+    def __init__(self) -> None:
+        self.prefix = f"test-{RUN_ID}-{next(_sequence)}"
+        self.issued: list[str] = []
+
+    def __call__(self, name: str) -> str:
+        unique = f"{self.prefix}.{name}"
+        self.issued.append(unique)
+        return unique
+
+    async def delete_all(self, url: str) -> None:
+        connection = await aio_pika.connect(url)
+        try:
+            for name in self.issued:
+                for candidate in (name, *dead_letter_names(name)):
+                    # A failed delete closes its channel, so each gets a fresh one.
+                    for delete in ("queue_delete", "exchange_delete"):
+                        channel = await connection.channel()
+                        try:
+                            await getattr(channel, delete)(candidate)
+                        except aio_pika.exceptions.AMQPError:
+                            pass
+                        finally:
+                            if not channel.is_closed:
+                                await channel.close()
+        finally:
+            await connection.close()
+
+
+@pytest_asyncio.fixture
+async def amqp_names(amqp_url: str) -> AsyncIterator[AmqpNames]:
+    names = AmqpNames()
+    yield names
+    await names.delete_all(amqp_url)

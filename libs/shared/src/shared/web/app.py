@@ -1,0 +1,39 @@
+"""The aiohttp application every process starts from, HTTP APIs and workers alike."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from shared.config import ServiceSettings
+from shared.web.problems import problem_middleware
+from shared.web.readiness import Readiness
+
+READINESS = web.AppKey("readiness", Readiness)
+SETTINGS = web.AppKey("settings", ServiceSettings)
+
+# Large enough for any order Dozen accepts; anything bigger is refused with 413.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+async def healthz(request: web.Request) -> web.Response:
+    # Liveness touches no dependency: a database outage must not get every pod restarted.
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, checks = await request.app[READINESS].evaluate()
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )
+
+
+def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources."""
+    app = web.Application(middlewares=[problem_middleware], client_max_size=max_body_bytes)
+    app[SETTINGS] = settings
+    app[READINESS] = Readiness(settings.readiness_timeout_seconds)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", make_aiohttp_handler())
+    return app

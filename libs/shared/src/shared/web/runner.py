@@ -1,0 +1,60 @@
+"""Serve an app until SIGTERM or SIGINT, then shut down gracefully (factor IX).
+
+The order matters: readiness goes red first and the listener stays open for
+``shutdown_drain_seconds`` so load balancers stop sending traffic; then the listener
+closes, in-flight requests get ``shutdown_timeout_seconds`` to finish, and finally
+every ``cleanup_ctx`` resource closes (consumers stop, pools drain). Exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from shared.config import ServiceSettings
+from shared.web.access_log import JsonAccessLogger
+from shared.web.app import READINESS
+
+log = logging.getLogger(__name__)
+
+
+async def serve(app: web.Application, *, host: str, port: int, settings: ServiceSettings) -> None:
+    runner = web.AppRunner(
+        app,
+        access_log_class=JsonAccessLogger,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        handle_signals=False,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("listening", extra={"host": host, "port": port})
+        await stop.wait()
+        log.info("shutdown requested", extra={"drain_seconds": settings.shutdown_drain_seconds})
+        app[READINESS].begin_shutdown()
+        # A deliberate pause, not synchronisation: the orchestrator needs time to see
+        # readiness fail and take this instance out of rotation.
+        await asyncio.sleep(settings.shutdown_drain_seconds)
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopped")
+
+
+def run(app: web.Application, *, port: int, settings: ServiceSettings, host: str = "0.0.0.0") -> None:  # noqa: S104
+    """Blocking entry for a process's main(): returns after a graceful shutdown."""
+    try:
+        asyncio.run(serve(app, host=host, port=port, settings=settings))
+    except Exception:
+        # One JSON line with the traceback instead of a bare one on stderr.
+        log.exception("process failed")
+        raise SystemExit(1) from None
