@@ -1,0 +1,99 @@
+"""SIGTERM on a real process: readiness goes red, in-flight work finishes, resources close, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from shared.testing import ServiceProcess, eventually
+
+SAMPLE = str(Path(__file__).with_name("sample_service.py"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+async def start(env: dict[str, str]) -> ServiceProcess:
+    process = ServiceProcess([sys.executable, SAMPLE], env=env)
+    await process.start()
+    await process.wait_for_log("listening")
+    return process
+
+
+async def readiness_status(http: aiohttp.ClientSession, port: int) -> int:
+    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+        return response.status
+
+
+async def test_sigterm_drains_finishes_in_flight_work_and_exits_zero(http: aiohttp.ClientSession) -> None:
+    port = free_port()
+    process = await start(
+        {"SAMPLE_PORT": str(port), "SAMPLE_WORK_SECONDS": "1.5", "SAMPLE_SHUTDOWN_DRAIN_SECONDS": "1"}
+    )
+    try:
+        assert await readiness_status(http, port) == 200
+        in_flight = asyncio.create_task(http.get(f"http://127.0.0.1:{port}/slow"))
+        await process.wait_for_log("slow request started")
+
+        process.send_signal(signal.SIGTERM)
+
+        async def not_ready() -> bool:
+            return await readiness_status(http, port) == 503
+
+        await eventually(not_ready, timeout_seconds=1, description="readiness 503 while draining")
+        response = await in_flight
+        assert response.status == 200
+        assert await response.json() == {"finished": True}
+        assert await process.wait(timeout_seconds=10) == 0
+    finally:
+        await process.stop()
+    messages = [record.get("message") for record in process.records]
+    assert messages.index("shutdown requested") < messages.index("resource closed") < messages.index("stopped")
+    assert process.stderr_lines == []
+
+
+async def test_work_past_the_shutdown_timeout_is_cut_and_the_process_still_exits_zero(
+    http: aiohttp.ClientSession,
+) -> None:
+    port = free_port()
+    process = await start(
+        {"SAMPLE_PORT": str(port), "SAMPLE_WORK_SECONDS": "60", "SAMPLE_SHUTDOWN_TIMEOUT_SECONDS": "0.5"}
+    )
+    try:
+        in_flight = asyncio.create_task(http.get(f"http://127.0.0.1:{port}/slow"))
+        await process.wait_for_log("slow request started")
+
+        process.send_signal(signal.SIGTERM)
+
+        # The bound is the hang guard: 0.5 s of grace, far below the handler's 60 s.
+        assert await process.wait(timeout_seconds=10) == 0
+        with pytest.raises(aiohttp.ClientError):
+            await in_flight
+    finally:
+        await process.stop()
+    assert "resource closed" in [record.get("message") for record in process.records]
+
+
+async def test_empty_environment_lists_every_missing_variable_and_exits_78() -> None:
+    process = ServiceProcess([sys.executable, SAMPLE], env={})
+    await process.start()
+
+    assert await process.wait(timeout_seconds=10) == 78
+    assert process.stderr_lines[0] == "config error: SAMPLE_PORT: required but not set"
+    assert not any("Traceback" in line for line in process.stderr_lines)
