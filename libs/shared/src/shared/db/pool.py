@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -14,7 +15,11 @@ from shared.web.app import READINESS
 
 log = logging.getLogger(__name__)
 
-Pool = asyncpg.Pool[asyncpg.Record]
+# The stubs make Pool generic over its record type; at run time it is a plain class.
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+else:
+    Pool = asyncpg.Pool
 
 
 async def close_pool(pool: Pool, timeout_seconds: float) -> None:

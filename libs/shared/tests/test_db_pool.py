@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from shared.config import ServiceSettings
+from shared.db import Pool, postgres_pool
+from shared.web import create_base_app
+
+DB = web.AppKey("db", Pool)
+
+
+class PoolSettings(ServiceSettings, env_prefix="POOLTEST_"):
+    service_name = "pooltest"
+
+
+async def test_pool_lives_with_the_app_and_reports_readiness(database_url: str) -> None:
+    app = create_base_app(PoolSettings())
+    app.cleanup_ctx.append(postgres_pool(DB, database_url, min_size=1, max_size=2))
+
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/readyz")
+        assert response.status == 200
+        assert (await response.json())["checks"] == {"postgres": "ok"}
+        assert await app[DB].fetchval("SELECT 41 + 1") == 42
+        pool = app[DB]
+
+    assert pool.is_closing()
+
+
+async def test_unreachable_database_fails_startup_instead_of_serving_blind() -> None:
+    app = create_base_app(PoolSettings())
+    app.cleanup_ctx.append(postgres_pool(DB, "postgresql://postgres@127.0.0.1:1/none", min_size=1))
+    client = TestClient(TestServer(app))
+
+    with pytest.raises(OSError, match="Connect call failed"):
+        await client.start_server()
+    await client.close()
