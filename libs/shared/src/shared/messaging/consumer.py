@@ -69,6 +69,11 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._consumer_tag: str | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """True once stop() has cancelled the subscription: no new deliveries arrive."""
+        return self._consumer_tag is None and self._stopping.is_set()
+
     async def start(self) -> None:
         self._consumer_tag = await self._queue.consume(self._on_message)
 
@@ -81,6 +86,7 @@ class Consumer:
         self._stopping.set()
         if self._consumer_tag is not None and not self._channel.is_closed:
             await self._queue.cancel(self._consumer_tag)
+        self._consumer_tag = None
         pending: set[asyncio.Task[Any]] = set()
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout_seconds)

@@ -1,0 +1,250 @@
+"""Publishing and consuming against a real RabbitMQ, each test on its own exchange and queues."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import REGISTRY
+
+from shared.messaging import (
+    ATTEMPTS_HEADER,
+    ORIGINAL_QUEUE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    REASON_HEADER,
+    Nacked,
+    Publisher,
+    RetryPolicy,
+    Unprocessable,
+    Unroutable,
+    dead_letter_names,
+    declare_event_exchange,
+    open_confirming_channel,
+)
+from shared.testing import eventually
+from shared.testing.plugin import AmqpNames
+
+from .messaging_support import ROUTING_KEY, Topology, publisher, ready_messages, running_consumer, take_one
+
+
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def topology(amqp_names: AmqpNames) -> Topology:
+    return Topology(amqp_names)
+
+
+async def publish(publisher: Publisher, message_id: str, body: bytes = b'{"n": 1}') -> None:
+    await publisher.publish(ROUTING_KEY, body, message_id=message_id, headers={"traceparent": "00-abc"})
+
+
+async def test_published_message_is_consumed_and_acked(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    received: list[AbstractIncomingMessage] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        received.append(message)
+
+    consumer, _ = await running_consumer(connection, topology, handler)
+    await publish(await publisher(connection, topology.exchange), "m-1", b'{"order": 1}')
+
+    await eventually(lambda: received, description="message consumed")
+    await consumer.stop(timeout_seconds=5)
+
+    [message] = received
+    assert message.body == b'{"order": 1}'
+    assert message.message_id == "m-1"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.headers["traceparent"] == "00-abc"
+    # Acked: closing the consumer's channel did not put it back.
+    assert await ready_messages(connection, topology.queue) == 0
+
+
+async def test_publish_to_an_unroutable_key_raises(connection: AbstractRobustConnection, topology: Topology) -> None:
+    lonely = await publisher(connection, topology.exchange)
+
+    with pytest.raises(Unroutable, match=ROUTING_KEY):
+        await publish(lonely, "m-lost")
+
+
+async def test_publish_the_broker_refuses_raises(connection: AbstractRobustConnection, amqp_names: AmqpNames) -> None:
+    channel = await open_confirming_channel(connection)
+    exchange = await declare_event_exchange(channel, amqp_names("orders.events"))
+    full = await channel.declare_queue(
+        amqp_names("full"), durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    await full.bind(exchange, ROUTING_KEY)
+    confirmed = Publisher(exchange, confirm_timeout_seconds=5)
+    await publish(confirmed, "m-1")
+
+    with pytest.raises(Nacked, match="m-2"):
+        await publish(confirmed, "m-2")
+
+
+async def test_failing_handler_is_retried_then_dead_lettered_with_the_reason(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    calls: list[str | None] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        calls.append(message.message_id)
+        raise ConnectionError("smtp down")
+
+    consumer, declared = await running_consumer(connection, topology, handler)
+    await publish(await publisher(connection, topology.exchange), "m-dead", b'{"keep": "me"}')
+
+    dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
+    await consumer.stop(timeout_seconds=5)
+
+    assert calls == ["m-dead"] * 3
+    assert dead.body == b'{"keep": "me"}'
+    assert dead.message_id == "m-dead"
+    assert dead.headers[REASON_HEADER] == "failed 3 times, last: ConnectionError: smtp down"
+    assert dead.headers[ATTEMPTS_HEADER] == 3
+    assert dead.headers[ORIGINAL_QUEUE_HEADER] == topology.queue
+    assert dead.headers[ORIGINAL_ROUTING_KEY_HEADER] == ROUTING_KEY
+    assert dead.headers["traceparent"] == "00-abc"
+    assert await ready_messages(connection, topology.queue) == 0
+
+
+async def test_handler_that_recovers_within_the_limit_is_acked(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    calls = 0
+
+    async def flaky(message: AbstractIncomingMessage) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("transient")
+
+    retries_before = REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": topology.queue}) or 0
+    consumer, declared = await running_consumer(connection, topology, flaky)
+    await publish(await publisher(connection, topology.exchange), "m-flaky")
+
+    await eventually(
+        lambda: REGISTRY.get_sample_value(
+            "dozen_messages_handled_total", {"queue": topology.queue, "outcome": "acked"}
+        ),
+        description="acked after retries",
+    )
+    await consumer.stop(timeout_seconds=5)
+
+    assert calls == 3
+    assert REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": topology.queue}) == retries_before + 2
+    assert await ready_messages(connection, topology.queue) == 0
+    assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
+
+
+async def test_poison_message_is_dead_lettered_at_once_and_blocks_nothing(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    handled: list[bytes] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        if message.body == b"not json":
+            raise Unprocessable("body is not JSON")
+        handled.append(message.body)
+
+    consumer, declared = await running_consumer(connection, topology, handler, prefetch_count=1)
+    events = await publisher(connection, topology.exchange)
+    await publish(events, "m-poison", b"not json")
+    await publish(events, "m-good", b'{"fine": true}')
+
+    await eventually(lambda: handled, description="the good message handled")
+    dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
+    await consumer.stop(timeout_seconds=5)
+
+    assert handled == [b'{"fine": true}']
+    assert dead.message_id == "m-poison"
+    assert dead.headers[REASON_HEADER] == "unprocessable: body is not JSON"
+    assert dead.headers[ATTEMPTS_HEADER] == 1
+
+
+async def test_graceful_stop_finishes_the_message_in_flight_and_takes_no_new_one(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    release = asyncio.Event()
+    started: list[str | None] = []
+    finished: list[str | None] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        started.append(message.message_id)
+        await release.wait()
+        finished.append(message.message_id)
+
+    # Prefetch 2: the broker would hand over the second message at once if still consuming.
+    consumer, _ = await running_consumer(connection, topology, handler, prefetch_count=2)
+    events = await publisher(connection, topology.exchange)
+    await publish(events, "m-in-flight")
+    await eventually(lambda: started, description="handler started")
+
+    stopping = asyncio.create_task(consumer.stop(timeout_seconds=10))
+    await eventually(lambda: consumer.stopping, description="stop began")
+    await publish(events, "m-after-stop")
+    release.set()
+    await stopping
+
+    assert started == finished == ["m-in-flight"]
+    left = await take_one(connection, topology.queue)
+    assert left is not None
+    assert left.message_id == "m-after-stop"
+
+
+async def test_message_still_in_flight_at_the_deadline_goes_back_to_the_queue(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    started = asyncio.Event()
+
+    async def stuck(message: AbstractIncomingMessage) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    consumer, declared = await running_consumer(connection, topology, stuck)
+    await publish(await publisher(connection, topology.exchange), "m-stuck")
+    await asyncio.wait_for(started.wait(), timeout=5)
+
+    await consumer.stop(timeout_seconds=0.2)
+
+    returned = await eventually(lambda: take_one(connection, topology.queue), description="message returned")
+    assert returned.message_id == "m-stuck"
+    assert returned.redelivered
+    assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
+
+
+async def test_stopping_during_a_retry_backoff_returns_the_message_at_once(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    failed = asyncio.Event()
+
+    async def failing(message: AbstractIncomingMessage) -> None:
+        failed.set()
+        raise ConnectionError("down")
+
+    slow_retries = RetryPolicy(max_attempts=5, first_backoff_seconds=60, max_backoff_seconds=60)
+    consumer, declared = await running_consumer(connection, topology, failing, retry=slow_retries)
+    await publish(await publisher(connection, topology.exchange), "m-backoff")
+    await asyncio.wait_for(failed.wait(), timeout=5)
+
+    # Well under the 30 s minimum backoff: the stop interrupts the wait.
+    await asyncio.wait_for(consumer.stop(timeout_seconds=10), timeout=5)
+
+    returned = await eventually(lambda: take_one(connection, topology.queue), description="message returned")
+    assert returned.message_id == "m-backoff"
+    assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
+
+
+def test_dead_letter_names_sit_beside_the_queue() -> None:
+    assert dead_letter_names("notifier.order-created") == (
+        "notifier.order-created.dlx",
+        "notifier.order-created.dlq",
+    )
