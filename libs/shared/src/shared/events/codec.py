@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,7 +25,7 @@ class InvalidEvent(EventError):
     pass
 
 
-def encode(envelope: Envelope[EventData]) -> bytes:
+def encode(envelope: Envelope[Any]) -> bytes:
     # CloudEvents: an absent optional attribute is left out, not sent as null.
     return envelope.model_dump_json(exclude_none=True).encode()
 
