@@ -1,1 +1,1 @@
-pytest_plugins = ["shared.testing.plugin"]
+pytest_plugins = ["shared.testing.plugin", "pytester"]
