@@ -1,0 +1,62 @@
+# The single source of task truth: CI (.ci/run), pre-commit and the README call these targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Every workspace member: a folder under libs/ or services/ with its own pyproject.toml.
+MEMBERS := $(patsubst %/pyproject.toml,%,$(wildcard libs/*/pyproject.toml services/*/pyproject.toml))
+# Each member is tested in an environment of its own holding only what it declares (factor II).
+MEMBER_VENVS := $(CURDIR)/.venvs
+# The interpreter comes from the machine (.python-version); uv never downloads one behind our back.
+export UV_PYTHON_DOWNLOADS ?= never
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: ## Create .venv with every member and the dev tools, exactly as uv.lock says
+	uv sync --locked --all-packages
+
+.PHONY: lock
+lock: ## Update uv.lock after changing a pyproject.toml
+	uv lock
+
+.PHONY: fmt
+fmt: ## Format the code and apply safe lint fixes
+	uv run --locked ruff format .
+	uv run --locked ruff check --fix .
+
+.PHONY: lint
+lint: ## ruff check, ruff format --check, and mypy --strict on every member
+	uv run --locked ruff check .
+	uv run --locked ruff format --check .
+	@for member in $(MEMBERS); do \
+		echo "mypy --strict $$member"; \
+		uv run --locked mypy $$member/src $$member/tests || exit 1; \
+	done
+
+.PHONY: test
+test: ## Run every member's tests, each synced alone from the lockfile (needs TEST_DATABASE_URL, TEST_AMQP_URL or Docker)
+	@for member in $(MEMBERS); do $(MAKE) test-member MEMBER=$$member || exit 1; done
+
+.PHONY: test-member
+test-member: ## Run one member's tests in its own environment: make test-member MEMBER=libs/shared
+	@test -n "$(MEMBER)" || { echo "usage: make test-member MEMBER=libs/shared" >&2; exit 2; }
+	@echo "== $(MEMBER): uv sync --locked --package $(notdir $(MEMBER))"
+	@UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv sync --locked --quiet --package $(notdir $(MEMBER))
+	cd $(MEMBER) && UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv run --no-sync pytest $(PYTEST_ARGS)
+
+.PHONY: contracts
+contracts: ## Regenerate the committed JSON schemas of the event contracts
+	uv run --locked python -m shared.events.schemas libs/shared/tests/contracts
+
+.PHONY: backing-services
+backing-services: ## Start PostgreSQL and RabbitMQ in Docker for local development and tests
+	docker compose up --detach --wait postgres rabbitmq
+
+.PHONY: clean
+clean: ## Remove environments and caches (never the lockfile)
+	rm -rf .venv $(MEMBER_VENVS) .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
