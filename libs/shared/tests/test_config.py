@@ -20,6 +20,12 @@ class ExampleSettings(ServiceSettings, env_prefix="EXAMPLE_"):
     request_timeout_seconds: float = Field(5.0, gt=0)
 
 
+class ExampleWorkerSettings(ExampleSettings):
+    """Another process type of the same service, reading one more variable."""
+
+    prefetch_count: int = 10
+
+
 VALID = {
     "EXAMPLE_PORT": "8080",
     "EXAMPLE_DATABASE_URL": "postgresql://app:s3cret-db-pass@db:5432/app",
@@ -144,3 +150,10 @@ def test_variable_names_carry_prefix_and_unit() -> None:
 
     assert names["request_timeout_seconds"] == "EXAMPLE_REQUEST_TIMEOUT_SECONDS"
     assert all(name.startswith("EXAMPLE_") for name in names.values())
+
+
+def test_a_variable_another_process_type_reads_is_not_unknown(use_env: SetEnv) -> None:
+    use_env(VALID | {"EXAMPLE_PREFETCH_COUNT": "5"})
+
+    assert read_settings(ExampleSettings).port == 8080
+    assert read_settings(ExampleWorkerSettings).prefetch_count == 5

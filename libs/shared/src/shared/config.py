@@ -95,6 +95,30 @@ class ServiceSettings(BaseSettings):
             names[field_name] = alias if isinstance(alias, str) else cls.env_prefix() + field_name.upper()
         return names
 
+    @classmethod
+    def service_variables(cls) -> set[str]:
+        """Every variable some process type of this service reads.
+
+        A service's process types (web, relay, worker) subclass one settings class; a
+        variable is unknown only if none of them reads it, so a deploy may hand one
+        environment to every process of the service.
+        """
+        # The most basic ancestor that still carries this prefix is the service's own base.
+        root = [
+            ancestor
+            for ancestor in cls.__mro__
+            if isinstance(ancestor, type)
+            and issubclass(ancestor, ServiceSettings)
+            and ancestor.env_prefix() == cls.env_prefix()
+        ][-1]
+        family: set[type[ServiceSettings]] = set()
+        pending = [root]
+        while pending:
+            member = pending.pop()
+            family.add(member)
+            pending.extend(member.__subclasses__())
+        return {name for member in family for name in member.variable_names().values()}
+
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -110,7 +134,7 @@ class ConfigError(Exception):
 def read_settings(settings_cls: type[S]) -> S:
     """Build settings from the environment, or raise ConfigError listing every problem at once."""
     names = settings_cls.variable_names()
-    problems = _unknown_variables(settings_cls, names, os.environ)
+    problems = _unknown_variables(settings_cls, os.environ)
     try:
         settings = settings_cls()
     except ValidationError as exc:
@@ -135,12 +159,10 @@ def load_settings(settings_cls: type[S]) -> S:
         raise SystemExit(os.EX_CONFIG) from None
 
 
-def _unknown_variables(
-    settings_cls: type[ServiceSettings], names: Mapping[str, str], environ: Mapping[str, str]
-) -> list[str]:
+def _unknown_variables(settings_cls: type[ServiceSettings], environ: Mapping[str, str]) -> list[str]:
     # A misspelt variable would otherwise be silently ignored and its default used.
     prefix = settings_cls.env_prefix()
-    known = set(names.values())
+    known = settings_cls.service_variables()
     return [
         f"{var}: unknown variable for {settings_cls.service_name} (misspelt?)"
         for var in sorted(environ)
