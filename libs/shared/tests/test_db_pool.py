@@ -5,8 +5,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from shared.config import ServiceSettings
-from shared.db import Pool, postgres_pool
-from shared.web import create_base_app
+from shared.db import Pool, database_unavailable_middleware, postgres_pool
+from shared.web import PROBLEM_CONTENT_TYPE, create_base_app
 
 DB = web.AppKey("db", Pool)
 
@@ -37,3 +37,22 @@ async def test_unreachable_database_fails_startup_instead_of_serving_blind() -> 
     with pytest.raises(OSError, match="Connect call failed"):
         await client.start_server()
     await client.close()
+
+
+async def test_a_database_that_cannot_be_reached_is_a_quick_503() -> None:
+    app = create_base_app(PoolSettings())
+    app.middlewares.append(database_unavailable_middleware)
+    app.cleanup_ctx.append(postgres_pool(DB, "postgresql://postgres@127.0.0.1:1/none", min_size=0))
+
+    async def read(request: web.Request) -> web.Response:
+        return web.json_response(await request.app[DB].fetchval("SELECT 1"))
+
+    app.router.add_get("/read", read)
+
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/read")
+
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.content_type == PROBLEM_CONTENT_TYPE
+        assert "127.0.0.1" not in await response.text()

@@ -1,6 +1,17 @@
 """PostgreSQL access: a pool per process and the one-off migration runner."""
 
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
-from shared.db.pool import Pool, close_pool, postgres_pool
+from shared.db.pool import Pool, PoolConnection, close_pool, postgres_pool
+from shared.db.unavailable import database_unavailable_middleware
 
-__all__ = ["Migration", "MigrationError", "Pool", "apply_migrations", "close_pool", "discover", "postgres_pool"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "Pool",
+    "PoolConnection",
+    "apply_migrations",
+    "close_pool",
+    "database_unavailable_middleware",
+    "discover",
+    "postgres_pool",
+]

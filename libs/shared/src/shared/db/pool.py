@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
-from shared.web.app import READINESS
+from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
 
 # The stubs make Pool generic over its record type; at run time it is a plain class.
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
+    PoolConnection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 else:
     Pool = asyncpg.Pool
+    PoolConnection = asyncpg.pool.PoolConnectionProxy
 
 
 async def close_pool(pool: Pool, timeout_seconds: float) -> None:
@@ -39,14 +41,20 @@ def postgres_pool(
     min_size: int = 1,
     max_size: int = 10,
     command_timeout_seconds: float = 5.0,
+    connect_timeout_seconds: float = 5.0,
     close_timeout_seconds: float = 5.0,
-) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+) -> CleanupContext:
     """A cleanup context that opens the pool at start-up, stores it at ``key`` and closes it at exit."""
 
     @asynccontextmanager
     async def pool_context(app: web.Application) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=command_timeout_seconds
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=command_timeout_seconds,
+            # asyncpg waits 60 s by default; a client should hear "unavailable" long before.
+            timeout=connect_timeout_seconds,
         )
         app[key] = pool
         app[READINESS].add_check("postgres", lambda: pool.fetchval("SELECT 1"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
@@ -13,11 +13,9 @@ from shared.messaging.connection import connect
 from shared.messaging.consumer import Consumer, Handler
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import declare_consumer_queue
-from shared.web.app import READINESS
+from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
-
-CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
 
 
 def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str) -> CleanupContext:

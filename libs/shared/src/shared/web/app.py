@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from shared.config import ServiceSettings
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
+
+# One resource's whole life, for app.cleanup_ctx: opened at start-up, closed at shutdown.
+CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
 
 READINESS = web.AppKey("readiness", Readiness)
 SETTINGS = web.AppKey("settings", ServiceSettings)

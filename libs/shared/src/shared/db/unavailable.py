@@ -1,0 +1,34 @@
+"""A database that cannot be reached is a 503 with Retry-After, not a 500 or a hang."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from shared.web.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# Failures of reaching the server, as opposed to errors in what was asked of it.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+@web.middleware
+async def database_unavailable_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except UNAVAILABLE_ERRORS as exc:
+        log.warning("database unavailable", extra={"error": type(exc).__name__, "http_path": request.path})
+        raise Problem(
+            503, "Service Unavailable", "The data store is unavailable; retry later.", headers={"Retry-After": "1"}
+        ) from exc
