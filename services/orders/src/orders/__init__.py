@@ -1,0 +1,1 @@
+"""Dozen's order service: one codebase, four process types (migrate, web, relay, worker)."""

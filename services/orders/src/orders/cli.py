@@ -1,0 +1,75 @@
+"""``orders <process type>``: one codebase, four process types (factor VIII)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from importlib.resources import files
+
+from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSettings
+from shared.config import ServiceSettings, load_settings
+from shared.db import apply_migrations, discover
+from shared.logging import configure_logging
+from shared.web import run
+
+log = logging.getLogger("orders")
+
+
+def _start(settings: ServiceSettings) -> None:
+    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
+
+
+def migrate() -> None:
+    """One-off: apply the service's SQL migrations, then exit (factor XII)."""
+    settings = load_settings(OrdersSettings)
+    _start(settings)
+    try:
+        applied = asyncio.run(
+            apply_migrations(settings.database_url.get_secret_value(), discover(files("orders") / "migrations"))
+        )
+    except Exception:
+        log.exception("migration failed")
+        raise SystemExit(1) from None
+    log.info("migrations done", extra={"applied": [f"{m.version:04d}_{m.name}" for m in applied]})
+
+
+def serve_web() -> None:
+    from orders.app import create_app  # noqa: PLC0415 - each process imports only what it runs
+
+    settings = load_settings(WebSettings)
+    _start(settings)
+    run(create_app(settings), port=settings.port, settings=settings)
+
+
+def serve_relay() -> None:
+    from orders.relay import create_relay_app  # noqa: PLC0415
+
+    settings = load_settings(RelaySettings)
+    _start(settings)
+    run(create_relay_app(settings), port=settings.port, settings=settings)
+
+
+def serve_worker() -> None:
+    from orders.worker import create_worker_app  # noqa: PLC0415
+
+    settings = load_settings(WorkerSettings)
+    _start(settings)
+    run(create_worker_app(settings), port=settings.port, settings=settings)
+
+
+COMMANDS = {
+    "migrate": (migrate, "apply the database migrations and exit (one-off)"),
+    "web": (serve_web, "serve the HTTP API on ORDERS_PORT"),
+    "relay": (serve_relay, "publish outbox rows to RabbitMQ; management port ORDERS_PORT"),
+    "worker": (serve_worker, "consume NotificationSent and mark orders notified; management port ORDERS_PORT"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="orders", description="Dozen's order service.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text)
+    arguments = parser.parse_args(argv)
+    COMMANDS[arguments.command][0]()

@@ -1,0 +1,13 @@
+"""Typed application state of the orders processes."""
+
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from orders.settings import RelaySettings, WebSettings, WorkerSettings
+from shared.db import Pool
+
+DB_POOL = web.AppKey("db_pool", Pool)
+AMQP = web.AppKey("amqp", AbstractRobustConnection)
+WEB_SETTINGS = web.AppKey("web_settings", WebSettings)
+RELAY_SETTINGS = web.AppKey("relay_settings", RelaySettings)
+WORKER_SETTINGS = web.AppKey("worker_settings", WorkerSettings)

@@ -1,0 +1,15 @@
+"""Outbox metrics (no per-order labels: cardinality stays fixed)."""
+
+from prometheus_client import Counter, Gauge
+
+OUTBOX_BACKLOG = Gauge("dozen_outbox_backlog", "Outbox rows not yet published.")
+OUTBOX_OLDEST_AGE = Gauge(
+    "dozen_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when none)."
+)
+OUTBOX_PUBLISHED = Counter("dozen_outbox_published", "Outbox rows published and confirmed by the broker.")
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "dozen_outbox_publish_failures", "Outbox publishes that were not confirmed (retried later).", ["reason"]
+)
+INBOX_DUPLICATES = Counter(
+    "dozen_inbox_duplicates", "Events seen before and dropped by the inbox (redeliveries).", ["event_type"]
+)

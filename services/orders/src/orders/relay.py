@@ -1,0 +1,173 @@
+"""The relay process: moves outbox rows to RabbitMQ, each marked published only after its confirm.
+
+A crash after a publish but before the mark commits leaves the row unpublished, so it
+is published again: a duplicate, which consumers drop by event id, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+from aiohttp import web
+
+from orders.app import database
+from orders.keys import AMQP, DB_POOL, RELAY_SETTINGS
+from orders.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from orders.outbox import OutboxRow, backlog, claim_batch
+from orders.settings import RelaySettings
+from shared.db import Pool
+from shared.events import CONTENT_TYPE
+from shared.messaging import Publisher, amqp_connection, declare_event_exchange, open_confirming_channel
+from shared.web import create_base_app
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "orders_outbox"
+
+
+class Relay:
+    def __init__(self, pool: Pool, publisher: Publisher, *, batch_size: int, poll_interval_seconds: float) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set; a batch under way is always finished first."""
+        while not stop.is_set():
+            # Cleared before claiming, so a commit notified meanwhile wakes the next wait.
+            self._wake.clear()
+            try:
+                published, failed = await self.publish_batch()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox unavailable; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
+                published, failed = 0, 1
+            if published == self._batch_size and not failed:
+                continue
+            await _first_of(stop, self._wake if not failed else None, seconds=self._poll_interval)
+
+    async def publish_batch(self) -> tuple[int, int]:
+        """(published, failed) for one claimed batch."""
+        async with claim_batch(self._pool, self._batch_size) as claim:
+            if not claim.rows:
+                return 0, 0
+            outcomes = await asyncio.gather(*(self._publish(row) for row in claim.rows), return_exceptions=True)
+            confirmed = [row for row, outcome in zip(claim.rows, outcomes, strict=True) if outcome is None]
+            await claim.mark_published(confirmed)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        OUTBOX_PUBLISHED.inc(len(confirmed))
+        for failure in failures:
+            OUTBOX_PUBLISH_FAILURES.labels(type(failure).__name__).inc()
+        if failures:
+            log.warning(
+                "outbox rows not confirmed; they stay in the outbox",
+                extra={"failed": len(failures), "confirmed": len(confirmed), "error": str(failures[0])},
+            )
+        return len(confirmed), len(failures)
+
+    async def _publish(self, row: OutboxRow) -> None:
+        trace_context = {"traceparent": row.traceparent, "tracestate": row.tracestate}
+        await self._publisher.publish(
+            row.event_type,
+            row.payload.encode(),
+            message_id=str(row.event_id),
+            content_type=CONTENT_TYPE,
+            message_type=row.event_type,
+            headers={name: value for name, value in trace_context.items() if value},
+        )
+
+
+async def _first_of(*events: asyncio.Event | None, seconds: float | None) -> None:
+    """Return when any event is set, or after ``seconds`` (None: no time limit)."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events if event is not None]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def keep_listening(url: str, on_notify: Callable[[], None], stop: asyncio.Event, retry_seconds: float) -> None:
+    """LISTEN for outbox commits on a connection of its own, reconnecting when it drops."""
+    while not stop.is_set():
+        lost = asyncio.Event()
+        connection = None
+        try:
+            connection = await asyncpg.connect(url, timeout=retry_seconds * 5)
+            connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+            await connection.add_listener(NOTIFY_CHANNEL, lambda *_args: on_notify())
+            # Catch up on whatever was committed while nobody listened.
+            on_notify()
+            await _first_of(stop, lost, seconds=None)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("outbox LISTEN connection failed; polling meanwhile", extra={"error": type(exc).__name__})
+        finally:
+            if connection is not None and not connection.is_closed():
+                await connection.close(timeout=1)
+        await _first_of(stop, seconds=retry_seconds)
+
+
+async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: float) -> None:
+    while not stop.is_set():
+        try:
+            current = await backlog(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # The relay loop logs outages; the gauges keep their last value.
+        else:
+            OUTBOX_BACKLOG.set(current.rows)
+            OUTBOX_OLDEST_AGE.set(current.oldest_age_seconds)
+        await _first_of(stop, seconds=interval_seconds)
+
+
+@asynccontextmanager
+async def relay_tasks(app: web.Application) -> AsyncIterator[None]:
+    settings = app[RELAY_SETTINGS]
+    channel = await open_confirming_channel(app[AMQP])
+    exchange = await declare_event_exchange(channel, settings.events_exchange)
+    relay = Relay(
+        app[DB_POOL],
+        Publisher(exchange, confirm_timeout_seconds=settings.publish_confirm_timeout_seconds),
+        batch_size=settings.relay_batch_size,
+        poll_interval_seconds=settings.relay_poll_interval_seconds,
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(relay.run(stop), name="relay"),
+        asyncio.create_task(
+            keep_listening(
+                settings.database_url.get_secret_value(), relay.wake, stop, settings.relay_poll_interval_seconds
+            ),
+            name="outbox-listener",
+        ),
+        asyncio.create_task(
+            report_backlog(app[DB_POOL], stop, settings.relay_metrics_interval_seconds), name="outbox-metrics"
+        ),
+    ]
+    log.info("relaying", extra={"exchange": settings.events_exchange, "batch_size": settings.relay_batch_size})
+    try:
+        yield
+    finally:
+        stop.set()
+        _, unfinished = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_seconds)
+        for task in unfinished:
+            # Rolled back: those rows stay unpublished and go out after the restart.
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await channel.close()
+
+
+def create_relay_app(settings: RelaySettings) -> web.Application:
+    app = create_base_app(settings)
+    app[RELAY_SETTINGS] = settings
+    app.cleanup_ctx.append(database(settings))
+    app.cleanup_ctx.append(amqp_connection(AMQP, settings.amqp_url.get_secret_value(), connection_name="orders-relay"))
+    app.cleanup_ctx.append(relay_tasks)
+    return app

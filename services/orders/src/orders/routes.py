@@ -1,0 +1,136 @@
+"""The orders HTTP API: place an order, read one, list a customer's orders."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+from opentelemetry import propagate
+from pydantic import ValidationError
+
+from orders.keys import DB_POOL
+from orders.models import PlaceOrder
+from orders.repository import IdempotencyConflict, decode_cursor, get_order, list_orders, place_order
+from shared.web import Problem
+
+EVENT_SOURCE = "/dozen/orders"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+routes = web.RouteTableDef()
+
+
+def _invalid(errors: list[dict[str, str]]) -> Problem:
+    return Problem(422, "Unprocessable Content", "The request is not valid; see errors.", errors=errors)
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    errors = exc.errors()
+    locations = [tuple(error["loc"]) for error in errors]
+
+    def explained_by_its_elements(location: tuple[object, ...]) -> bool:
+        # pydantic calls a list "too short" when an element failed; the element's error says why.
+        return any(len(other) > len(location) and other[: len(location)] == location for other in locations)
+
+    # Field and reason only: echoing the input back could reflect whatever a client sent.
+    return [
+        {
+            "field": ".".join(str(part) for part in error["loc"]) or "body",
+            "message": "unknown field" if error["type"] == "extra_forbidden" else error["msg"],
+        }
+        for error, location in zip(errors, locations, strict=True)
+        if not explained_by_its_elements(location)
+    ]
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_KEY, "")
+    if not key:
+        raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise Problem(
+            400, "Bad Request", f"{IDEMPOTENCY_KEY} must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters."
+        )
+    return key
+
+
+async def _place_order_request(request: web.Request) -> PlaceOrder:
+    if request.content_type != "application/json":
+        raise Problem(415, "Unsupported Media Type", "Send the order as application/json.")
+    body = await request.read()
+    try:
+        return PlaceOrder.model_validate_json(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
+        raise _invalid(_field_errors(exc)) from None
+
+
+@routes.post("/orders")
+async def create_order(request: web.Request) -> web.Response:
+    key = _idempotency_key(request)
+    order_request = await _place_order_request(request)
+    trace_context: dict[str, str] = {}
+    propagate.inject(trace_context)
+    try:
+        placed = await place_order(
+            request.app[DB_POOL],
+            order_request,
+            idempotency_key=key,
+            event_source=EVENT_SOURCE,
+            trace_context=trace_context,
+        )
+    except IdempotencyConflict:
+        raise Problem(
+            422, "Unprocessable Content", f"This {IDEMPOTENCY_KEY} was already used for a different order."
+        ) from None
+    headers = {"Location": f"/orders/{placed.order.id}"}
+    if placed.replayed:
+        headers[REPLAYED] = "true"
+    return web.json_response(text=placed.order.model_dump_json(), status=201, headers=headers)
+
+
+@routes.get("/orders/{order_id}")
+async def read_order(request: web.Request) -> web.Response:
+    try:
+        order_id = UUID(request.match_info["order_id"])
+    except ValueError:
+        raise Problem(404, "Not Found", "No such order.") from None
+    order = await get_order(request.app[DB_POOL], order_id)
+    if order is None:
+        raise Problem(404, "Not Found", "No such order.")
+    return web.json_response(text=order.model_dump_json())
+
+
+def _page_query(request: web.Request) -> tuple[str, int, Any]:
+    errors = []
+    customer_id = request.query.get("customer_id", "")
+    if not customer_id:
+        errors.append({"field": "customer_id", "message": "required"})
+    limit = DEFAULT_PAGE_SIZE
+    raw_limit = request.query.get("limit")
+    if raw_limit is not None:
+        if raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+            limit = int(raw_limit)
+        else:
+            errors.append({"field": "limit", "message": f"an integer from 1 to {MAX_PAGE_SIZE}"})
+    after = None
+    if cursor := request.query.get("after"):
+        try:
+            after = decode_cursor(cursor)
+        except ValueError:
+            errors.append({"field": "after", "message": "not a cursor this API issued"})
+    if errors:
+        raise _invalid(errors)
+    return customer_id, limit, after
+
+
+@routes.get("/orders")
+async def list_customer_orders(request: web.Request) -> web.Response:
+    customer_id, limit, after = _page_query(request)
+    page = await list_orders(request.app[DB_POOL], customer_id, limit=limit, after=after)
+    return web.json_response(text=page.model_dump_json())
