@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from shared.db import apply_migrations, discover
+
+from .support import Names
+
+if TYPE_CHECKING:
+    # Imported by pytest through pytest_plugins below; importing it here first would
+    # stop pytest from rewriting its assertions.
+    from shared.testing.plugin import AmqpNames
+
+pytest_plugins = ["shared.testing.plugin"]
+
+
+@pytest.fixture
+async def orders_database_url(database_url: str) -> str:
+    """A fresh database with the orders schema applied, as `orders migrate` would."""
+    await apply_migrations(database_url, discover(files("orders") / "migrations"))
+    return database_url
+
+
+@pytest.fixture
+def names(amqp_names: AmqpNames) -> Names:
+    return Names(amqp_names)
+
+
+@pytest.fixture
+async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    yield connection
+    await connection.close()

@@ -1,0 +1,86 @@
+"""Helpers shared by the orders tests."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from orders.models import OrderLine, PlaceOrder
+from orders.repository import place_order
+from shared.db import Pool
+from shared.events import OrderCreatedV1
+from shared.messaging import declare_event_exchange
+
+ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
+
+
+def order_body(customer_id: str = "alice", quantity: int = 2) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "currency": "EUR",
+        "items": [{"sku": "BOOK-1", "quantity": quantity, "unit_price_cents": 1250}],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Names:
+    """Exchange and queue names private to one test."""
+
+    def __init__(self, unique: Callable[[str], str]) -> None:
+        self.orders_exchange = unique("orders.events")
+        self.notifier_exchange = unique("notifier.events")
+        self.notification_queue = unique("orders.notification-sent")
+        self.probe_queue = unique("probe.order-created")
+
+
+async def bind_probe_queue(connection: AbstractRobustConnection, names: Names) -> AbstractQueue:
+    """A queue standing in for the notifier: bound to orders.events for OrderCreated."""
+    channel = await connection.channel()
+    exchange = await declare_event_exchange(channel, names.orders_exchange)
+    queue = await channel.declare_queue(names.probe_queue, durable=True)
+    await queue.bind(exchange, OrderCreatedV1.event_type)
+    return queue
+
+
+async def drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
+    messages = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        messages.append(message)
+    return messages
+
+
+async def place_orders(pool: Pool, count: int, customer_id: str = "alice") -> None:
+    for number in range(count):
+        request = PlaceOrder(
+            customer_id=customer_id,
+            currency="EUR",
+            items=(OrderLine(sku="SKU-1", quantity=1 + number % 3, unit_price_cents=100),),
+        )
+        await place_order(pool, request, idempotency_key=f"key-{number}", event_source="/test", trace_context={})
+
+
+async def scalar(url: str, query: str) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+async def execute(url: str, script: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(script)
+    finally:
+        await connection.close()

@@ -1,0 +1,181 @@
+"""Every process type as a real OS process, started from the `orders` console script."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from shared.testing import ServiceProcess, eventually
+
+from .support import ORDERS_SCRIPT, Names, bind_probe_queue, free_port, place_orders, scalar
+
+
+def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
+    return {
+        "ORDERS_DATABASE_URL": database_url,
+        "ORDERS_AMQP_URL": amqp_url,
+        "ORDERS_PORT": str(port),
+        "ORDERS_EVENTS_EXCHANGE": names.orders_exchange,
+        "ORDERS_NOTIFICATIONS_EXCHANGE": names.notifier_exchange,
+        "ORDERS_NOTIFICATIONS_QUEUE": names.notification_queue,
+        **extra,
+    }
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        yield session
+
+
+async def ready(http: aiohttp.ClientSession, port: int) -> bool:
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def test_migrate_is_a_one_off_that_a_second_run_leaves_alone(database_url: str) -> None:
+    for expected_applied in (["0001_orders_outbox_inbox"], []):
+        process = ServiceProcess([ORDERS_SCRIPT, "migrate"], env={"ORDERS_DATABASE_URL": database_url})
+        await process.start()
+        assert await process.wait(timeout_seconds=30) == 0, process.output()
+        [done] = [record for record in process.records if record.get("message") == "migrations done"]
+        assert done["applied"] == expected_applied
+    assert await scalar(database_url, "SELECT count(*) FROM schema_migrations") == 1
+
+
+@pytest.mark.parametrize("command", ["web", "relay", "worker"])
+async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
+    command: str, orders_database_url: str, amqp_url: str, names: Names, http: aiohttp.ClientSession
+) -> None:
+    port = free_port()
+    process = ServiceProcess(
+        [ORDERS_SCRIPT, command], env=environment(orders_database_url, amqp_url, names, port, ORDERS_RELEASE_ID="r7")
+    )
+    await process.start()
+    try:
+        await eventually(lambda: ready(http, port), timeout_seconds=20, description=f"orders {command} ready")
+        process.send_signal(signal.SIGTERM)
+        assert await process.wait(timeout_seconds=20) == 0, process.output()
+    finally:
+        await process.stop()
+    assert all(record.get("release") == "r7" for record in process.records if "unparsed" not in record)
+    assert process.records[-1]["message"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        ("migrate", ["ORDERS_DATABASE_URL"]),
+        ("web", ["ORDERS_DATABASE_URL", "ORDERS_PORT"]),
+        ("relay", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
+        ("worker", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
+    ],
+)
+async def test_empty_environment_lists_every_missing_variable_and_exits_78(command: str, missing: list[str]) -> None:
+    process = ServiceProcess([ORDERS_SCRIPT, command], env={})
+    await process.start()
+
+    assert await process.wait(timeout_seconds=30) == 78
+    assert process.stderr_lines[:-1] == [f"config error: {name}: required but not set" for name in missing]
+    assert process.lines == []
+
+
+async def test_relay_killed_mid_batch_publishes_at_least_once_after_restart(
+    orders_database_url: str, amqp_url: str, names: Names, amqp: AbstractRobustConnection
+) -> None:
+    total, batch = 3000, 1000
+    await _seed_orders(orders_database_url, total)
+    received = await _record_order_created(amqp, names)
+    env = environment(orders_database_url, amqp_url, names, free_port(), ORDERS_RELAY_BATCH_SIZE=str(batch))
+
+    async def quiet() -> bool:
+        return await _probe_is_empty(amqp, names)
+
+    first = ServiceProcess([ORDERS_SCRIPT, "relay"], env=env)
+    await first.start()
+    try:
+        # Killed as soon as the first message of a 1000-row batch reaches the broker:
+        # the rest of the batch is in flight and nothing of it is marked yet.
+        await eventually(lambda: received, timeout_seconds=30, description="first publishes")
+        first.send_signal(signal.SIGKILL)
+        assert await first.wait(timeout_seconds=10) == -signal.SIGKILL
+    finally:
+        await first.stop()
+    await eventually(quiet, description="deliveries before the kill received")
+    delivered_before = len(set(received))  # a lower bound: some deliveries may still be on their way
+    marked_at_kill = await _event_ids(orders_database_url, "published_at IS NOT NULL")
+    assert delivered_before > len(marked_at_kill), "the kill did not land between a publish and its mark"
+
+    second = ServiceProcess([ORDERS_SCRIPT, "relay"], env=env)
+    await second.start()
+    try:
+        await eventually(
+            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            timeout_seconds=60,
+            description="every row marked",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert await second.wait(timeout_seconds=20) == 0
+    finally:
+        await second.stop()
+    await eventually(lambda: len(received) >= total, description="every event received")
+    await eventually(quiet, description="all deliveries received")
+
+    counts = Counter(received)
+    duplicated = {event_id for event_id, times in counts.items() if times > 1}
+    assert set(counts) == await _event_ids(orders_database_url, "true"), "an event was lost"
+    assert max(counts.values()) <= 2
+    # Only rows published but not yet marked when the relay died go out again.
+    assert duplicated.isdisjoint(marked_at_kill)
+    assert len(duplicated) >= delivered_before - len(marked_at_kill)
+    print(
+        f"relay kill: {total} rows; at the kill {delivered_before} delivered, {len(marked_at_kill)} marked; "
+        f"{len(duplicated)} sent twice after the restart, none lost"
+    )
+
+
+async def _seed_orders(url: str, count: int) -> None:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        await place_orders(pool, count)
+    finally:
+        await pool.close()
+
+
+async def _record_order_created(amqp: AbstractRobustConnection, names: Names) -> list[str | None]:
+    """Message ids of OrderCreated as they arrive, pushed: the first is seen the moment it is routed."""
+    received: list[str | None] = []
+
+    async def record(message: AbstractIncomingMessage) -> None:
+        received.append(message.message_id)
+
+    probe = await bind_probe_queue(amqp, names)
+    await probe.consume(record, no_ack=True)
+    return received
+
+
+async def _probe_is_empty(amqp: AbstractRobustConnection, names: Names) -> bool:
+    channel = await amqp.channel()
+    try:
+        queue = await channel.declare_queue(names.probe_queue, passive=True)
+        return queue.declaration_result.message_count == 0
+    finally:
+        await channel.close()
+
+
+async def _event_ids(url: str, condition: str) -> set[str | None]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(f"SELECT event_id::text FROM outbox WHERE {condition}")  # noqa: S608
+        return {row["event_id"] for row in rows}
+    finally:
+        await connection.close()

@@ -1,0 +1,140 @@
+"""The relay against real PostgreSQL and RabbitMQ, in-process."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
+
+from orders.relay import create_relay_app
+from orders.settings import RelaySettings
+from shared.db import Pool
+from shared.testing import eventually
+
+from .support import Names, bind_probe_queue, drain, place_orders, scalar
+
+
+def relay_settings(database_url: str, amqp_url: str, names: Names, **overrides: object) -> RelaySettings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "port": 1,
+        "events_exchange": names.orders_exchange,
+        "relay_batch_size": 25,
+    }
+    return RelaySettings(**(values | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def pool(orders_database_url: str) -> AsyncIterator[Pool]:
+    pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def probe(amqp: AbstractRobustConnection, names: Names) -> AbstractQueue:
+    return await bind_probe_queue(amqp, names)
+
+
+async def relay_running(stack: AsyncExitStack, settings: RelaySettings) -> None:
+    await stack.enter_async_context(TestServer(create_relay_app(settings)))
+
+
+async def collect(probe: AbstractQueue, expected: int) -> list[AbstractIncomingMessage]:
+    received: list[AbstractIncomingMessage] = []
+
+    async def all_arrived() -> bool:
+        received.extend(await drain(probe))
+        return len(received) >= expected
+
+    await eventually(all_arrived, timeout_seconds=30, description=f"{expected} messages")
+    return received
+
+
+async def test_relay_publishes_every_row_exactly_once_and_marks_it(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, probe: AbstractQueue
+) -> None:
+    await place_orders(pool, 60)
+
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, relay_settings(orders_database_url, amqp_url, names))
+        received = await collect(probe, 60)
+        await eventually(
+            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            description="every row marked",
+        )
+
+    ids = Counter(message.message_id for message in received + await drain(probe))
+    assert len(ids) == 60
+    assert set(ids.values()) == {1}
+    assert await scalar(orders_database_url, "SELECT count(*) FROM orders WHERE published_at IS NULL") == 0
+    first = received[0]
+    assert first.content_type == "application/cloudevents+json"
+    assert first.routing_key == "dozen.order.created.v1"
+    event = json.loads(first.body)
+    assert event["id"] == first.message_id
+
+
+async def test_relay_wakes_on_notify_for_orders_placed_while_it_runs(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, probe: AbstractQueue
+) -> None:
+    # A poll interval far beyond the test's deadline: only LISTEN/NOTIFY can deliver in time.
+    settings = relay_settings(orders_database_url, amqp_url, names, relay_poll_interval_seconds=3600)
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, settings)
+        await eventually(lambda: REGISTRY.get_sample_value("dozen_outbox_backlog") == 0, description="relay caught up")
+        await place_orders(pool, 3)
+
+        received = await collect(probe, 3)
+
+    assert len(received) == 3
+
+
+async def test_two_relays_side_by_side_never_publish_a_row_twice(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, probe: AbstractQueue
+) -> None:
+    await place_orders(pool, 400)
+    settings = relay_settings(orders_database_url, amqp_url, names, relay_batch_size=10)
+
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, settings)
+        await relay_running(stack, settings)
+        received = await collect(probe, 400)
+        await eventually(
+            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            description="every row marked",
+        )
+
+    ids = Counter(message.message_id for message in received + await drain(probe))
+    assert len(ids) == 400
+    assert ids.most_common(1)[0][1] == 1
+
+
+async def test_unroutable_events_stay_in_the_outbox_until_a_consumer_binds(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, amqp: AbstractRobustConnection
+) -> None:
+    await place_orders(pool, 5)
+    settings = relay_settings(orders_database_url, amqp_url, names, relay_poll_interval_seconds=0.05)
+
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, settings)
+        await eventually(
+            lambda: (
+                (REGISTRY.get_sample_value("dozen_outbox_publish_failures_total", {"reason": "Unroutable"}) or 0) >= 5
+            ),
+            description="publishes refused as unroutable",
+        )
+        assert await scalar(orders_database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 5
+
+        probe = await bind_probe_queue(amqp, names)
+        received = await collect(probe, 5)
+
+    assert len({message.message_id for message in received}) == 5

@@ -1,0 +1,139 @@
+"""The worker: NotificationSent marks an order notified, once, however often it arrives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
+
+from orders.settings import WorkerSettings
+from orders.worker import create_worker_app
+from shared.db import Pool
+from shared.events import CONTENT_TYPE, NotificationSentV1, encode, new_event
+from shared.messaging import (
+    REASON_HEADER,
+    Publisher,
+    dead_letter_names,
+    declare_event_exchange,
+    open_confirming_channel,
+)
+from shared.testing import eventually
+
+from .support import Names, place_orders, scalar
+
+
+@pytest.fixture
+async def order_id(orders_database_url: str) -> UUID:
+    pool: Pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=1)
+    try:
+        await place_orders(pool, 1)
+        return UUID(str(await pool.fetchval("SELECT id FROM orders")))
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def worker(orders_database_url: str, amqp_url: str, names: Names) -> AsyncIterator[WorkerSettings]:
+    settings = WorkerSettings(
+        database_url=orders_database_url,
+        amqp_url=amqp_url,
+        port=1,
+        notifications_exchange=names.notifier_exchange,
+        notifications_queue=names.notification_queue,
+        worker_max_attempts=2,
+        worker_first_backoff_seconds=0.01,
+        worker_max_backoff_seconds=0.02,
+    )
+    async with TestServer(create_worker_app(settings)):
+        yield settings
+
+
+@pytest.fixture
+async def notifier(amqp: AbstractRobustConnection, names: Names) -> Publisher:
+    """Publishes as the notifier would, onto its own exchange."""
+    channel = await open_confirming_channel(amqp)
+    return Publisher(await declare_event_exchange(channel, names.notifier_exchange), confirm_timeout_seconds=5)
+
+
+def notification_sent(order_id: UUID, event_id: UUID | None = None) -> bytes:
+    data = NotificationSentV1(
+        notification_id=uuid4(),
+        order_id=order_id,
+        customer_id="alice",
+        channel="email",
+        message_id="<m@dozen>",
+        sent_at=datetime.now(UTC),
+    )
+    return encode(new_event(data, source="/dozen/notifier", event_id=event_id or uuid4()))
+
+
+def handled(queue: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("dozen_messages_handled_total", {"queue": queue, "outcome": outcome}) or 0
+
+
+async def send(notifier: Publisher, body: bytes, message_id: str) -> None:
+    await notifier.publish(NotificationSentV1.event_type, body, message_id=message_id, content_type=CONTENT_TYPE)
+
+
+async def test_notification_marks_the_order_notified(
+    worker: WorkerSettings, notifier: Publisher, order_id: UUID, orders_database_url: str
+) -> None:
+    await send(notifier, notification_sent(order_id), "n-1")
+
+    await eventually(
+        lambda: scalar(orders_database_url, "SELECT status = 'notified' AND notified_at IS NOT NULL FROM orders"),
+        description="order notified",
+    )
+
+
+async def test_redelivered_event_changes_nothing(
+    worker: WorkerSettings, notifier: Publisher, order_id: UUID, orders_database_url: str
+) -> None:
+    event_id = uuid4()
+    body = notification_sent(order_id, event_id)
+    queue = worker.notifications_queue
+    await send(notifier, body, str(event_id))
+    await eventually(lambda: handled(queue, "acked") == 1, description="first delivery handled")
+    notified_at = await scalar(orders_database_url, "SELECT notified_at FROM orders")
+    duplicates = {"event_type": NotificationSentV1.event_type}
+    duplicates_before = REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) or 0
+
+    await send(notifier, body, str(event_id))
+    await send(notifier, body, str(event_id))
+    await eventually(lambda: handled(queue, "acked") == 3, description="redeliveries handled")
+
+    assert await scalar(orders_database_url, "SELECT count(*) FROM inbox") == 1
+    assert await scalar(orders_database_url, "SELECT notified_at FROM orders") == notified_at
+    assert REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) == duplicates_before + 2
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "unprocessable: body is not JSON"),
+        (notification_sent(UUID(int=7)), "unprocessable: no order 00000000-0000-0000-0000-000000000007"),
+    ],
+    ids=["unparseable", "unknown-order"],
+)
+async def test_poison_is_dead_lettered_with_its_reason(
+    worker: WorkerSettings,
+    notifier: Publisher,
+    amqp: AbstractRobustConnection,
+    orders_database_url: str,
+    body: bytes,
+    reason: str,
+) -> None:
+    await send(notifier, body, "poison")
+    channel = await amqp.channel()
+    dead_letters = await channel.declare_queue(dead_letter_names(worker.notifications_queue)[1], passive=True)
+
+    dead = await eventually(lambda: dead_letters.get(no_ack=True, fail=False), description="dead letter")
+
+    assert str(dead.headers[REASON_HEADER]).startswith(reason)
+    assert await scalar(orders_database_url, "SELECT count(*) FROM inbox") == 0
