@@ -34,7 +34,7 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 	uv run --locked ruff format --check .
 	@for member in $(MEMBERS); do \
 		echo "mypy --strict $$member"; \
-		uv run --locked mypy $$member/src $$member/tests || exit 1; \
+		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
 
 .PHONY: test
@@ -47,6 +47,10 @@ test-member: ## Run one member's tests in its own environment: make test-member 
 	@echo "== $(MEMBER): uv sync --locked --package $(notdir $(MEMBER))"
 	@UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv sync --locked --quiet --package $(notdir $(MEMBER))
 	cd $(MEMBER) && UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv run --no-sync pytest $(PYTEST_ARGS)
+
+.PHONY: bench-orders
+bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH_ or TEST_DATABASE_URL)
+	uv run --locked python services/orders/benchmarks/accept_orders.py $(BENCH_ARGS)
 
 .PHONY: contracts
 contracts: ## Regenerate the committed JSON schemas of the event contracts
