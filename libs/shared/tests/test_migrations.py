@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from shared.db import MigrationError, apply_migrations, discover
+from shared.db import MigrationError, apply_migrations, discover, ensure_database
+from shared.testing.plugin import with_database
 
 # pg_sleep widens the window in which unserialised runners would both see version 2
 # as pending; with the lock, only the first applies it and the counter says 1.
@@ -89,3 +91,19 @@ async def test_editing_an_applied_migration_is_refused(database_url: str, tmp_pa
 def test_badly_named_migration_files_are_refused(tmp_path: Path, files: dict[str, str], message: str) -> None:
     with pytest.raises(MigrationError, match=message):
         discover(write(tmp_path / "migrations", files))
+
+
+async def test_ensure_database_creates_a_missing_database_once(postgres_server_url: str) -> None:
+    name = f"test_ensure_{uuid.uuid4().hex[:8]}"
+    url = with_database(postgres_server_url, name)
+    try:
+        assert await ensure_database(url) is True
+        assert await ensure_database(url) is False
+        assert await fetchval(url, "SELECT current_database()") == name
+    finally:
+        await fetchval(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_ensure_database_refuses_names_it_would_have_to_quote(postgres_server_url: str) -> None:
+    with pytest.raises(ValueError, match="letters, digits or underscores"):
+        await ensure_database(with_database(postgres_server_url, 'x"; DROP DATABASE postgres; --'))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-from importlib.resources import files
 
 from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSettings
+from shared import db
 from shared.config import ServiceSettings, load_settings
-from shared.db import apply_migrations, discover
 from shared.logging import configure_logging
 from shared.web import run
 
@@ -20,21 +18,14 @@ def _start(settings: ServiceSettings) -> None:
     configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
 
 
-def migrate() -> None:
+def migrate(arguments: argparse.Namespace) -> None:
     """One-off: apply the service's SQL migrations, then exit (factor XII)."""
     settings = load_settings(OrdersSettings)
     _start(settings)
-    try:
-        applied = asyncio.run(
-            apply_migrations(settings.database_url.get_secret_value(), discover(files("orders") / "migrations"))
-        )
-    except Exception:
-        log.exception("migration failed")
-        raise SystemExit(1) from None
-    log.info("migrations done", extra={"applied": [f"{m.version:04d}_{m.name}" for m in applied]})
+    db.migrate(settings.database_url.get_secret_value(), "orders", create_database=arguments.create_database)
 
 
-def serve_web() -> None:
+def serve_web(arguments: argparse.Namespace) -> None:
     from orders.app import create_app  # noqa: PLC0415 - each process imports only what it runs
 
     settings = load_settings(WebSettings)
@@ -42,7 +33,7 @@ def serve_web() -> None:
     run(create_app(settings), port=settings.port, settings=settings)
 
 
-def serve_relay() -> None:
+def serve_relay(arguments: argparse.Namespace) -> None:
     from orders.relay import create_relay_app  # noqa: PLC0415
 
     settings = load_settings(RelaySettings)
@@ -50,7 +41,7 @@ def serve_relay() -> None:
     run(create_relay_app(settings), port=settings.port, settings=settings)
 
 
-def serve_worker() -> None:
+def serve_worker(arguments: argparse.Namespace) -> None:
     from orders.worker import create_worker_app  # noqa: PLC0415
 
     settings = load_settings(WorkerSettings)
@@ -70,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orders", description="Dozen's order service.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text)
+        if name == "migrate":
+            command.add_argument(
+                "--create-database", action="store_true", help="create the database first if missing (dev, CI)"
+            )
     arguments = parser.parse_args(argv)
-    COMMANDS[arguments.command][0]()
+    COMMANDS[arguments.command][0](arguments)

@@ -1,5 +1,6 @@
 """PostgreSQL access: a pool per process and the one-off migration runner."""
 
+from shared.db.command import ensure_database, migrate
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
 from shared.db.pool import Pool, PoolConnection, close_pool, postgres_pool
 from shared.db.unavailable import database_unavailable_middleware
@@ -13,5 +14,7 @@ __all__ = [
     "close_pool",
     "database_unavailable_middleware",
     "discover",
+    "ensure_database",
+    "migrate",
     "postgres_pool",
 ]

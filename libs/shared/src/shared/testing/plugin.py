@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,22 +52,38 @@ def with_database(server_url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+NewDatabase = Callable[[], Awaitable[str]]
+
+
 @pytest_asyncio.fixture
-async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+async def new_database(postgres_server_url: str) -> AsyncIterator[NewDatabase]:
+    """Creates new, empty databases on demand (one per service, say); all dropped afterwards."""
+    created: list[str] = []
+
+    async def create() -> str:
+        name = f"test_{RUN_ID}_{next(_sequence)}"
+        admin = await asyncpg.connect(postgres_server_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        created.append(name)
+        return with_database(postgres_server_url, name)
+
+    yield create
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        for name in created:
+            # FORCE: a process under test may still hold a connection after a failed test.
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def database_url(new_database: NewDatabase) -> str:
     """A new, empty database for this test alone, dropped afterwards."""
-    name = f"test_{RUN_ID}_{next(_sequence)}"
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(postgres_server_url, name)
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        # FORCE: a process under test may still hold a connection after a failed test.
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return await new_database()
 
 
 class AmqpNames:
