@@ -39,6 +39,7 @@ def _require_url(*schemes: str) -> AfterValidator:
 PostgresUrl = Annotated[SecretStr, _require_url("postgresql", "postgres")]
 AmqpUrl = Annotated[SecretStr, _require_url("amqp", "amqps")]
 HttpUrl = Annotated[SecretStr, _require_url("http", "https")]
+SmtpUrl = Annotated[SecretStr, _require_url("smtp", "smtps")]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 

@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from shared.messaging.topology import dead_letter_names
 from shared.testing import backing_services
+from shared.testing.smtp import SmtpSink
 
 RUN_ID = uuid.uuid4().hex[:8]
 _sequence = itertools.count(1)
@@ -115,6 +116,15 @@ class AmqpNames:
                                 await channel.close()
         finally:
             await connection.close()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on a free loopback port, for this test alone."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
 
 
 @pytest_asyncio.fixture

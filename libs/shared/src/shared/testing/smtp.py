@@ -1,0 +1,60 @@
+"""A real SMTP server for tests (aiosmtpd), keeping what it accepts and refusing on demand."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+        self._refusals: list[str] = []
+        self._refuse_always: str | None = None
+        self.port = _free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def refuse_next(self, count: int, reply: str = "451 4.3.0 try again later") -> None:
+        """Answer the next ``count`` messages with ``reply`` instead of accepting them."""
+        with self._lock:
+            self._refusals.extend([reply] * count)
+
+    def refuse_all(self, reply: str | None = "451 4.3.0 try again later") -> None:
+        """Refuse every message with ``reply`` until called with None."""
+        with self._lock:
+            self._refuse_always = reply
+
+    def received(self) -> list[EmailMessage]:
+        with self._lock:
+            return list(self.messages)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        with self._lock:
+            if self._refuse_always:
+                return self._refuse_always
+            if self._refusals:
+                return self._refusals.pop(0)
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 2.0.0 accepted"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
