@@ -1,0 +1,1 @@
+"""Dozen's notifier: emails the customer for each OrderCreated and publishes NotificationSent."""

@@ -1,0 +1,69 @@
+"""The notifier worker process: an aiohttp app on a management port around one consumer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from notifier.keys import AMQP, DB_POOL, EVENTS, SETTINGS
+from notifier.messaging import CONSUMED_EVENT, order_created_handler
+from notifier.settings import WorkerSettings
+from shared.db import postgres_pool
+from shared.messaging import (
+    Publisher,
+    RetryPolicy,
+    amqp_connection,
+    declare_event_exchange,
+    open_confirming_channel,
+    queue_consumer,
+)
+from shared.web import create_base_app
+
+
+@asynccontextmanager
+async def events_publisher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    channel = await open_confirming_channel(app[AMQP])
+    exchange = await declare_event_exchange(channel, settings.events_exchange)
+    app[EVENTS] = Publisher(exchange, confirm_timeout_seconds=settings.publish_confirm_timeout_seconds)
+    try:
+        yield
+    finally:
+        await channel.close()
+
+
+def create_worker_app(settings: WorkerSettings) -> web.Application:
+    app = create_base_app(settings)
+    app[SETTINGS] = settings
+    # In this order, so that at shutdown the consumer stops first and the pool last.
+    app.cleanup_ctx.append(
+        postgres_pool(
+            DB_POOL,
+            settings.database_url.get_secret_value(),
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            command_timeout_seconds=settings.db_command_timeout_seconds,
+            connect_timeout_seconds=settings.db_command_timeout_seconds,
+        )
+    )
+    app.cleanup_ctx.append(amqp_connection(AMQP, settings.amqp_url.get_secret_value(), connection_name="notifier"))
+    app.cleanup_ctx.append(events_publisher)
+    app.cleanup_ctx.append(
+        queue_consumer(
+            AMQP,
+            queue_name=settings.queue,
+            exchange_name=settings.orders_exchange,
+            routing_keys=[CONSUMED_EVENT.event_type],
+            handler_factory=order_created_handler,
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                first_backoff_seconds=settings.first_backoff_seconds,
+                max_backoff_seconds=settings.max_backoff_seconds,
+            ),
+            prefetch_count=settings.prefetch_count,
+            stop_timeout_seconds=settings.shutdown_timeout_seconds,
+        )
+    )
+    return app

@@ -1,0 +1,72 @@
+"""``notifier <command>``: the worker, and its one-off admin commands (factor XII)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+
+from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
+from shared import db
+from shared.config import ServiceSettings, load_settings
+from shared.logging import configure_logging
+from shared.web import run
+
+log = logging.getLogger("notifier")
+
+
+def _start(settings: ServiceSettings) -> None:
+    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
+
+
+def migrate(arguments: argparse.Namespace) -> None:
+    settings = load_settings(DatabaseSettings)
+    _start(settings)
+    db.migrate(settings.database_url.get_secret_value(), "notifier", create_database=arguments.create_database)
+
+
+def worker(arguments: argparse.Namespace) -> None:
+    from notifier.app import create_worker_app  # noqa: PLC0415 - each process imports only what it runs
+
+    settings = load_settings(WorkerSettings)
+    _start(settings)
+    run(create_worker_app(settings), port=settings.port, settings=settings)
+
+
+def dlq_list(arguments: argparse.Namespace) -> None:
+    from notifier.dlq import list_dead_letters  # noqa: PLC0415
+
+    settings = load_settings(QueueSettings)
+    _start(settings)
+    for record in asyncio.run(list_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)):
+        # The command's output, one JSON object a line, beside the JSON log lines.
+        print(json.dumps({"dead_letter": record}, default=str))
+
+
+def dlq_replay(arguments: argparse.Namespace) -> None:
+    from notifier.dlq import replay_dead_letters  # noqa: PLC0415
+
+    settings = load_settings(QueueSettings)
+    _start(settings)
+    replayed = asyncio.run(replay_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit))
+    log.info("replay done", extra={"replayed": replayed, "queue": settings.queue})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="notifier", description="Dozen's notifier.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    migrate_parser = commands.add_parser("migrate", help="apply the database migrations and exit (one-off)")
+    migrate_parser.add_argument("--create-database", action="store_true", help="create the database first if missing")
+    migrate_parser.set_defaults(run=migrate)
+    commands.add_parser("worker", help="consume OrderCreated; management port NOTIFIER_PORT").set_defaults(run=worker)
+    dlq = commands.add_parser("dlq", help="inspect or re-drive the dead-letter queue (one-off)")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+    listing = dlq_commands.add_parser("list", help="print dead-lettered messages without removing them")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=dlq_list)
+    replay = dlq_commands.add_parser("replay", help="move dead-lettered messages back onto the worker's queue")
+    replay.add_argument("--limit", type=int, default=1000)
+    replay.set_defaults(run=dlq_replay)
+    arguments = parser.parse_args(argv)
+    arguments.run(arguments)

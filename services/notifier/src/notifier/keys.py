@@ -1,0 +1,13 @@
+"""Typed application state of the notifier worker."""
+
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from notifier.settings import WorkerSettings
+from shared.db import Pool
+from shared.messaging import Publisher
+
+DB_POOL = web.AppKey("db_pool", Pool)
+AMQP = web.AppKey("amqp", AbstractRobustConnection)
+SETTINGS = web.AppKey("worker_settings", WorkerSettings)
+EVENTS = web.AppKey("events_publisher", Publisher)

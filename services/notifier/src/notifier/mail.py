@@ -1,0 +1,96 @@
+"""The email a customer receives for an order, and the SMTP backing service that carries it."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from shared.events import Envelope, OrderCreatedV1
+
+# What may stand before the @ without quoting; anything else is not a customer we can mail.
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+class UndeliverableCustomer(ValueError):
+    pass
+
+
+class PermanentSmtpFailure(Exception):
+    """The SMTP server refused for good (5xx): retrying cannot help."""
+
+
+def message_id_for(event_id: object) -> str:
+    # Derived from the event, so a resend after a crash carries the same Message-ID.
+    return f"<{event_id}@notifier.dozen>"
+
+
+def recipient_for(customer_id: str, domain: str) -> str:
+    if not _LOCAL_PART.match(customer_id):
+        raise UndeliverableCustomer(f"customer id {customer_id!r} cannot form an email address")
+    return f"{customer_id}@{domain}"
+
+
+def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> EmailMessage:
+    order = event.data
+    lines = [f"  {line.quantity} x {line.sku} at {line.unit_price_cents / 100:.2f}" for line in order.items]
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = f"Your order {order.order_id} is accepted"
+    message["Date"] = format_datetime(event.time)
+    message["Message-ID"] = message_id_for(event.id)
+    message["X-Dozen-Order-Id"] = str(order.order_id)
+    message["X-Dozen-Event-Id"] = str(event.id)
+    message.set_content(
+        "\n".join(
+            [
+                f"Hello {order.customer_id},",
+                "",
+                f"we have accepted your order {order.order_id}:",
+                *lines,
+                f"Total: {order.total_cents / 100:.2f} {order.currency}",
+                "",
+                "Dozen",
+            ]
+        )
+    )
+    return message
+
+
+class Mailer:
+    """Sends over SMTP to the server named by a URL: smtp://[user:password@]host:port, or smtps://."""
+
+    def __init__(self, url: str, *, timeout_seconds: float) -> None:
+        parts = urlsplit(url)
+        self._hostname = parts.hostname or "localhost"
+        self._implicit_tls = parts.scheme == "smtps"
+        self._port = parts.port or (465 if self._implicit_tls else 25)
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._timeout = timeout_seconds
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self._hostname,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                use_tls=self._implicit_tls,
+                # smtps:// is TLS from the first byte; plain smtp:// is for sinks on a private network.
+                start_tls=False,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(refusal.code >= 500 for refusal in exc.recipients):
+                raise PermanentSmtpFailure(f"SMTP refused every recipient: {exc.recipients[0].message}") from exc
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                raise PermanentSmtpFailure(f"SMTP {exc.code}: {exc.message}") from exc
+            raise

@@ -1,0 +1,43 @@
+"""What each notifier process reads from the environment (all prefixed NOTIFIER_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.config import AmqpUrl, Port, PostgresUrl, ServiceSettings, SmtpUrl
+
+
+class NotifierSettings(ServiceSettings, env_prefix="NOTIFIER_"):
+    service_name = "notifier"
+
+
+class DatabaseSettings(NotifierSettings):
+    """`notifier migrate`, and the worker."""
+
+    database_url: PostgresUrl
+    db_pool_min_size: int = Field(1, ge=0, le=100)
+    db_pool_max_size: int = Field(10, ge=1, le=100)
+    db_command_timeout_seconds: float = Field(5.0, gt=0)
+
+
+class QueueSettings(NotifierSettings):
+    """`notifier dlq …`, and the worker."""
+
+    amqp_url: AmqpUrl
+    queue: str = Field("notifier.order-created", min_length=1)
+
+
+class WorkerSettings(DatabaseSettings, QueueSettings):
+    port: Port
+    smtp_url: SmtpUrl
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
+    mail_from: str = Field("Dozen <orders@dozen.test>", min_length=3)
+    # Dozen has no customer directory: a customer id becomes <id>@<this domain>.
+    recipient_domain: str = Field("customers.dozen.test", pattern=r"^[a-z0-9.-]+$")
+    orders_exchange: str = Field("orders.events", min_length=1)
+    events_exchange: str = Field("notifier.events", min_length=1)
+    publish_confirm_timeout_seconds: float = Field(5.0, gt=0)
+    prefetch_count: int = Field(20, ge=1, le=1000)
+    max_attempts: int = Field(5, ge=1, le=100)
+    first_backoff_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(30.0, gt=0)

@@ -1,0 +1,216 @@
+"""The notifier worker against real PostgreSQL, RabbitMQ and an SMTP server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+import pytest
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
+
+from notifier.app import create_worker_app
+from notifier.settings import WorkerSettings
+from shared.events import NotificationSentV1, OrderCreatedV1, decode
+from shared.messaging import ATTEMPTS_HEADER, REASON_HEADER, Publisher, dead_letter_names
+from shared.testing import eventually
+from shared.testing.smtp import SmtpSink
+
+from .support import (
+    Names,
+    drain,
+    notification_sent_probe,
+    order_created,
+    orders_publisher,
+    publish,
+    publish_event,
+    scalar,
+)
+
+if TYPE_CHECKING:
+    from shared.testing.plugin import AmqpNames
+
+
+@pytest.fixture
+def names(amqp_names: AmqpNames) -> Names:
+    return Names(amqp_names)
+
+
+def worker_settings(database_url: str, amqp_url: str, smtp_url: str, names: Names) -> WorkerSettings:
+    return WorkerSettings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        smtp_url=smtp_url,
+        port=1,
+        queue=names.queue,
+        orders_exchange=names.orders_exchange,
+        events_exchange=names.events_exchange,
+        max_attempts=3,
+        first_backoff_seconds=0.01,
+        max_backoff_seconds=0.02,
+    )
+
+
+@pytest.fixture
+async def worker(
+    notifier_database_url: str, amqp_url: str, smtp_sink: SmtpSink, names: Names, amqp: AbstractRobustConnection
+) -> AsyncIterator[WorkerSettings]:
+    # The orders worker's queue must exist, or NotificationSent would be unroutable.
+    await notification_sent_probe(amqp, names)
+    settings = worker_settings(notifier_database_url, amqp_url, smtp_sink.url, names)
+    async with TestServer(create_worker_app(settings)):
+        yield settings
+
+
+@pytest.fixture
+async def orders(amqp: AbstractRobustConnection, names: Names) -> Publisher:
+    return await orders_publisher(amqp, names)
+
+
+@pytest.fixture
+async def probe(amqp: AbstractRobustConnection, names: Names) -> AbstractQueue:
+    return await notification_sent_probe(amqp, names)
+
+
+async def dead_letters(amqp: AbstractRobustConnection, queue: str) -> AbstractQueue:
+    channel = await amqp.channel()
+    return await channel.declare_queue(dead_letter_names(queue)[1], passive=True)
+
+
+async def test_order_created_sends_one_email_records_it_and_publishes_notification_sent(
+    worker: WorkerSettings, orders: Publisher, probe: AbstractQueue, smtp_sink: SmtpSink, notifier_database_url: str
+) -> None:
+    event = order_created("alice")
+
+    await publish_event(orders, event)
+
+    [sent] = await eventually(lambda: drain(probe), description="NotificationSent published")
+    [email] = smtp_sink.received()
+    assert email["To"] == "alice@customers.dozen.test"
+    assert email["Message-ID"] == f"<{event.id}@notifier.dozen>"
+    assert email["X-Dozen-Order-Id"] == str(event.data.order_id)
+    assert "25.00 EUR" in email.get_content()
+    notification = decode(sent.body, expect=NotificationSentV1).data
+    assert isinstance(notification, NotificationSentV1)
+    assert notification.order_id == event.data.order_id
+    assert notification.message_id == email["Message-ID"]
+    assert sent.message_id == json.loads(sent.body)["id"]
+    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 1
+
+
+async def test_redelivered_event_sends_nothing_new_and_republishes_the_same_event(
+    worker: WorkerSettings, orders: Publisher, probe: AbstractQueue, smtp_sink: SmtpSink, notifier_database_url: str
+) -> None:
+    event = order_created("alice")
+
+    for _ in range(3):
+        await publish_event(orders, event)
+
+    received = []
+
+    async def three_published() -> bool:
+        received.extend(await drain(probe))
+        return len(received) == 3
+
+    await eventually(three_published, description="NotificationSent published for each delivery")
+    assert len(smtp_sink.received()) == 1
+    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 1
+    assert len({message.message_id for message in received}) == 1
+    assert len({message.body for message in received}) == 1
+
+
+async def test_transient_smtp_failures_are_retried(
+    worker: WorkerSettings, orders: Publisher, probe: AbstractQueue, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.refuse_next(2)
+    retries_before = REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": worker.queue}) or 0
+
+    await publish_event(orders, order_created("alice"))
+
+    await eventually(lambda: drain(probe), description="NotificationSent after retries")
+    assert len(smtp_sink.received()) == 1
+    assert REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": worker.queue}) == retries_before + 2
+
+
+async def test_smtp_down_past_the_limit_dead_letters_and_records_nothing(
+    worker: WorkerSettings,
+    orders: Publisher,
+    amqp: AbstractRobustConnection,
+    smtp_sink: SmtpSink,
+    notifier_database_url: str,
+) -> None:
+    smtp_sink.refuse_all()
+    event = order_created("alice")
+
+    await publish_event(orders, event)
+
+    dlq = await dead_letters(amqp, worker.queue)
+    dead = await eventually(lambda: dlq.get(no_ack=True, fail=False), description="dead letter")
+    assert dead.message_id == str(event.id)
+    assert dead.headers[ATTEMPTS_HEADER] == 3
+    assert str(dead.headers[REASON_HEADER]).startswith("failed 3 times, last: SMTP")
+    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 0
+
+
+async def test_permanent_smtp_refusal_dead_letters_at_once(
+    worker: WorkerSettings, orders: Publisher, amqp: AbstractRobustConnection, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.refuse_all("550 5.1.1 no such mailbox")
+
+    await publish_event(orders, order_created("alice"))
+
+    dlq = await dead_letters(amqp, worker.queue)
+    dead = await eventually(lambda: dlq.get(no_ack=True, fail=False), description="dead letter")
+    assert dead.headers[ATTEMPTS_HEADER] == 1
+    assert "550" in str(dead.headers[REASON_HEADER])
+
+
+@pytest.mark.parametrize(
+    ("body", "routing_key", "reason"),
+    [
+        (b"{not json", OrderCreatedV1.event_type, "unprocessable: body is not JSON"),
+        (
+            json.dumps({"type": "dozen.order.created.v2", "id": str(uuid4())}).encode(),
+            OrderCreatedV1.event_type,
+            "unprocessable: no contract for event type 'dozen.order.created.v2'",
+        ),
+        (
+            json.dumps({"type": NotificationSentV1.event_type}).encode(),
+            OrderCreatedV1.event_type,
+            "unprocessable: expected 'dozen.order.created.v1'",
+        ),
+    ],
+    ids=["unparseable", "unknown-version", "wrong-type"],
+)
+async def test_poison_is_dead_lettered_at_once_and_blocks_nothing(
+    worker: WorkerSettings,
+    orders: Publisher,
+    probe: AbstractQueue,
+    amqp: AbstractRobustConnection,
+    body: bytes,
+    routing_key: str,
+    reason: str,
+) -> None:
+    await publish(orders, body, "poison", routing_key)
+    await publish_event(orders, order_created("bob"))
+
+    await eventually(lambda: drain(probe), description="the good event handled")
+    dlq = await dead_letters(amqp, worker.queue)
+    dead = await eventually(lambda: dlq.get(no_ack=True, fail=False), description="dead letter")
+    assert dead.message_id == "poison"
+    assert str(dead.headers[REASON_HEADER]).startswith(reason)
+    assert dead.headers[ATTEMPTS_HEADER] == 1
+
+
+async def test_customer_id_that_cannot_be_an_address_is_dead_lettered(
+    worker: WorkerSettings, orders: Publisher, amqp: AbstractRobustConnection, smtp_sink: SmtpSink
+) -> None:
+    await publish_event(orders, order_created("alice@evil.example, bob"))
+
+    dlq = await dead_letters(amqp, worker.queue)
+    dead = await eventually(lambda: dlq.get(no_ack=True, fail=False), description="dead letter")
+    assert "cannot form an email address" in str(dead.headers[REASON_HEADER])
+    assert smtp_sink.received() == []
