@@ -7,12 +7,11 @@ from uuid import UUID
 
 from aiohttp import web
 from opentelemetry import propagate
-from pydantic import ValidationError
 
 from orders.keys import DB_POOL
 from orders.models import PlaceOrder
 from orders.repository import IdempotencyConflict, decode_cursor, get_order, list_orders, place_order
-from shared.web import Problem
+from shared.web import Problem, json_body, unprocessable
 
 EVENT_SOURCE = "/dozen/orders"
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -22,29 +21,6 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 routes = web.RouteTableDef()
-
-
-def _invalid(errors: list[dict[str, str]]) -> Problem:
-    return Problem(422, "Unprocessable Content", "The request is not valid; see errors.", errors=errors)
-
-
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    errors = exc.errors()
-    locations = [tuple(error["loc"]) for error in errors]
-
-    def explained_by_its_elements(location: tuple[object, ...]) -> bool:
-        # pydantic calls a list "too short" when an element failed; the element's error says why.
-        return any(len(other) > len(location) and other[: len(location)] == location for other in locations)
-
-    # Field and reason only: echoing the input back could reflect whatever a client sent.
-    return [
-        {
-            "field": ".".join(str(part) for part in error["loc"]) or "body",
-            "message": "unknown field" if error["type"] == "extra_forbidden" else error["msg"],
-        }
-        for error, location in zip(errors, locations, strict=True)
-        if not explained_by_its_elements(location)
-    ]
 
 
 def _idempotency_key(request: web.Request) -> str:
@@ -58,22 +34,10 @@ def _idempotency_key(request: web.Request) -> str:
     return key
 
 
-async def _place_order_request(request: web.Request) -> PlaceOrder:
-    if request.content_type != "application/json":
-        raise Problem(415, "Unsupported Media Type", "Send the order as application/json.")
-    body = await request.read()
-    try:
-        return PlaceOrder.model_validate_json(body)
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
-        raise _invalid(_field_errors(exc)) from None
-
-
 @routes.post("/orders")
 async def create_order(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
-    order_request = await _place_order_request(request)
+    order_request = await json_body(request, PlaceOrder)
     trace_context: dict[str, str] = {}
     propagate.inject(trace_context)
     try:
@@ -125,7 +89,7 @@ def _page_query(request: web.Request) -> tuple[str, int, Any]:
         except ValueError:
             errors.append({"field": "after", "message": "not a cursor this API issued"})
     if errors:
-        raise _invalid(errors)
+        raise unprocessable(errors)
     return customer_id, limit, after
 
 

@@ -4,6 +4,7 @@ from shared.web.app import READINESS, SETTINGS, CleanupContext, create_base_app
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from shared.web.readiness import Readiness
 from shared.web.runner import run, serve
+from shared.web.validation import field_errors, json_body, unprocessable
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -13,7 +14,10 @@ __all__ = [
     "Problem",
     "Readiness",
     "create_base_app",
+    "field_errors",
+    "json_body",
     "problem_response",
     "run",
     "serve",
+    "unprocessable",
 ]
