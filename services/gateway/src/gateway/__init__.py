@@ -1,0 +1,1 @@
+"""Dozen's API gateway: the only public entry point."""

@@ -1,0 +1,23 @@
+"""The gateway web process: the only public entry point."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import SETTINGS
+from gateway.routes import request_id_middleware, routes
+from gateway.settings import WebSettings
+from gateway.upstream import orders_client
+from shared.web import create_base_app
+
+
+def create_app(settings: WebSettings) -> web.Application:
+    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    # Outermost, so that problem documents carry the request id too.
+    app.middlewares.insert(0, request_id_middleware)
+    # Readiness deliberately does not check orders: an orders outage must not take every
+    # gateway out of rotation; it answers 503 per request instead.
+    app.cleanup_ctx.append(orders_client(settings))
+    app.router.add_routes(routes)
+    return app

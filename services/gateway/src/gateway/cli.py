@@ -1,0 +1,39 @@
+"""``gateway <command>``: the web process, and issuing tokens as a one-off admin command."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.settings import GatewaySettings, WebSettings
+from gateway.tokens import issue_token
+from shared.config import load_settings
+from shared.logging import configure_logging
+from shared.web import run
+
+
+def web(arguments: argparse.Namespace) -> None:
+    from gateway.app import create_app  # noqa: PLC0415 - each process imports only what it runs
+
+    settings = load_settings(WebSettings)
+    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
+    run(create_app(settings), port=settings.port, settings=settings)
+
+
+def token(arguments: argparse.Namespace) -> None:
+    settings = load_settings(GatewaySettings)
+    try:
+        print(issue_token(settings, arguments.subject, ttl_seconds=arguments.ttl_seconds))
+    except ValueError as exc:
+        raise SystemExit(f"gateway issue-token: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway", description="Dozen's API gateway.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("web", help="serve the public API on GATEWAY_PORT").set_defaults(run=web)
+    issue = commands.add_parser("issue-token", help="print a bearer token for a customer (one-off)")
+    issue.add_argument("--subject", required=True, help="the customer id the token speaks for")
+    issue.add_argument("--ttl-seconds", type=int, default=3600, help="lifetime (default: one hour)")
+    issue.set_defaults(run=token)
+    arguments = parser.parse_args(argv)
+    arguments.run(arguments)

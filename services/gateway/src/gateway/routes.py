@@ -1,0 +1,140 @@
+"""The public API: /api/v1/orders, authenticated by bearer token, forwarded to orders."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from gateway.keys import SETTINGS
+from gateway.models import Order, OrderPage, PlaceOrderRequest, ProblemDetails
+from gateway.openapi import document
+from gateway.tokens import InvalidToken, verify_token
+from gateway.upstream import ORDERS, UpstreamAnswer
+from shared.web import PROBLEM_CONTENT_TYPE, Problem, json_body
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+REQUEST_ID = "X-Request-Id"
+_REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+routes = web.RouteTableDef()
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Keep the caller's request id if it is sane, else make one; echo it on every answer."""
+    offered = request.headers.get(REQUEST_ID, "")
+    request_id = offered if _REQUEST_ID_FORMAT.match(offered) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = request_id
+    response = await handler(request)
+    response.headers[REQUEST_ID] = request_id
+    return response
+
+
+def _customer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("A bearer token is required.", error=None)
+    try:
+        return verify_token(request.app[SETTINGS], token.strip())
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc), error="invalid_token") from None
+
+
+def _unauthorized(detail: str, *, error: str | None) -> Problem:
+    challenge = 'Bearer realm="dozen"' + (f', error="{error}"' if error else "")
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Not Found", "No such order.")
+
+
+def _relay_problem(answer: UpstreamAnswer) -> web.Response:
+    # orders' own problem documents, narrowed to the public fields.
+    try:
+        problem = ProblemDetails.model_validate(answer.body)
+    except ValidationError:
+        raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
+    return web.json_response(
+        text=problem.model_dump_json(exclude_none=True), status=answer.status, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def _order_response(payload: Any, *, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    try:
+        order = Order.model_validate(payload)
+    except ValidationError:
+        raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
+    return web.json_response(text=order.model_dump_json(), status=status, headers=headers)
+
+
+@routes.post("/api/v1/orders")
+async def place_order(request: web.Request) -> web.Response:
+    customer = _customer(request)
+    key = request.headers.get(IDEMPOTENCY_KEY, "")
+    if not key:
+        raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
+    order = await json_body(request, PlaceOrderRequest)
+    answer = await request.app[ORDERS].call(
+        "POST",
+        "/orders",
+        request_id=request[REQUEST_ID_KEY],
+        json_body={"customer_id": customer, **order.model_dump()},
+        headers={IDEMPOTENCY_KEY: key},
+    )
+    if answer.status != 201:
+        return _relay_problem(answer)
+    headers = {"Location": f"/api/v1/orders/{answer.body.get('id')}"}
+    if answer.headers.get(REPLAYED):
+        headers[REPLAYED] = answer.headers[REPLAYED]
+    return _order_response(answer.body, status=201, headers=headers)
+
+
+@routes.get("/api/v1/orders/{order_id}")
+async def read_order(request: web.Request) -> web.Response:
+    customer = _customer(request)
+    try:
+        order_id = UUID(request.match_info["order_id"])
+    except ValueError:
+        raise _not_found() from None
+    answer = await request.app[ORDERS].call("GET", f"/orders/{order_id}", request_id=request[REQUEST_ID_KEY])
+    if answer.status == 404:
+        raise _not_found()
+    if answer.status != 200:
+        return _relay_problem(answer)
+    # Another customer's order is answered exactly like one that does not exist.
+    if not isinstance(answer.body, dict) or answer.body.get("customer_id") != customer:
+        raise _not_found()
+    return _order_response(answer.body, status=200)
+
+
+@routes.get("/api/v1/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    customer = _customer(request)
+    params = {"customer_id": customer}
+    params.update({name: request.query[name] for name in ("limit", "after") if name in request.query})
+    answer = await request.app[ORDERS].call("GET", "/orders", request_id=request[REQUEST_ID_KEY], params=params)
+    if answer.status != 200:
+        return _relay_problem(answer)
+    try:
+        page = OrderPage.model_validate(answer.body)
+    except ValidationError:
+        raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
+    if any(order.customer_id != customer for order in page.items):
+        raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.")
+    return web.json_response(text=page.model_dump_json())
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())

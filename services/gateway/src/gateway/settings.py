@@ -1,0 +1,39 @@
+"""What each gateway process reads from the environment (all prefixed GATEWAY_)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from shared.config import HttpUrl, Port, ServiceSettings
+
+
+class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
+    """Token settings: read by the web process and by `gateway issue-token`."""
+
+    service_name = "gateway"
+
+    # The HMAC key; at least as long as the hash (RFC 7518 section 3.2), checked below.
+    jwt_secret: SecretStr = Field(min_length=32)
+    jwt_issuer: str = Field("dozen", min_length=1)
+    jwt_audience: str = Field("dozen-api", min_length=1)
+    # Pinned: a token naming any other algorithm, "none" included, is refused (RFC 8725 3.1).
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_leeway_seconds: float = Field(5.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _key_fits_the_algorithm(self) -> GatewaySettings:
+        needed = int(self.jwt_algorithm[2:]) // 8
+        if len(self.jwt_secret.get_secret_value().encode()) < needed:
+            raise ValueError(f"GATEWAY_JWT_SECRET must be at least {needed} bytes for {self.jwt_algorithm}")
+        return self
+
+
+class WebSettings(GatewaySettings):
+    port: Port
+    orders_url: HttpUrl
+    upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
+    upstream_timeout_seconds: float = Field(5.0, gt=0)
+    upstream_max_connections: int = Field(100, ge=1, le=10_000)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)

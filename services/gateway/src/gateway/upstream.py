@@ -1,0 +1,111 @@
+"""The pooled HTTP client to orders, and what its failures become for the public.
+
+Every failure is answered quickly and in the public's terms: 503 when orders cannot be
+reached or says it is unavailable, 504 when it does not answer within the configured
+timeouts, 502 for anything else. Upstream bodies, tracebacks and host names never leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.settings import WebSettings
+from shared.web import CleanupContext, Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+class OrdersClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str,
+        json_body: object = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamAnswer:
+        try:
+            async with self._session.request(
+                method,
+                self._base_url + path,
+                json=json_body,
+                params=params,
+                headers={"X-Request-Id": request_id, **(headers or {})},
+            ) as response:
+                raw = await response.read()
+                status, answer_headers = response.status, dict(response.headers)
+        except TimeoutError:
+            log.warning("orders timed out", extra={"request_id": request_id, "http_path": path})
+            raise Problem(504, "Gateway Timeout", "The order service did not answer in time.") from None
+        except aiohttp.ClientConnectorError as exc:
+            log.warning("orders unreachable", extra={"request_id": request_id, "error": type(exc).__name__})
+            raise _unavailable() from None
+        except aiohttp.ClientError as exc:
+            log.warning("orders failed", extra={"request_id": request_id, "error": type(exc).__name__})
+            raise Problem(502, "Bad Gateway", "The order service failed to answer.") from None
+        if status == 503:
+            raise _unavailable(answer_headers.get("Retry-After", "1"))
+        if status >= 500:
+            log.warning("orders answered with an error", extra={"request_id": request_id, "upstream_status": status})
+            raise Problem(502, "Bad Gateway", "The order service failed to answer.")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
+        return UpstreamAnswer(status, answer_headers, body)
+
+
+def _unavailable(retry_after: str = "1") -> Problem:
+    return Problem(
+        503,
+        "Service Unavailable",
+        "The order service is unavailable; retry later.",
+        headers={"Retry-After": retry_after},
+    )
+
+
+ORDERS = web.AppKey("orders_client", OrdersClient)
+
+
+def orders_client(settings: WebSettings) -> CleanupContext:
+    @asynccontextmanager
+    async def client_context(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+            ),
+            connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections),
+            # Cookies from upstream must never reach another customer's request.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        app[ORDERS] = OrdersClient(session, settings.orders_url.get_secret_value())
+        try:
+            yield
+        finally:
+            await session.close()
+            # Lets the connector's transports close before the loop does (aiohttp's advice).
+            await asyncio.sleep(0)
+
+    return client_context

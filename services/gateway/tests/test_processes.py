@@ -1,0 +1,107 @@
+"""The gateway as real OS processes: the web process and the issue-token one-off."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from shared.testing import ServiceProcess, eventually
+
+from .support import SECRET, OrdersStandIn
+
+GATEWAY_SCRIPT = str(Path(sys.executable).with_name("gateway"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def orders_url() -> AsyncIterator[str]:
+    async with TestServer(OrdersStandIn().app()) as server:
+        yield str(server.make_url("/"))
+
+
+async def issue(subject: str, env: dict[str, str]) -> ServiceProcess:
+    process = ServiceProcess([GATEWAY_SCRIPT, "issue-token", "--subject", subject], env=env)
+    await process.start()
+    await process.wait(timeout_seconds=30)
+    return process
+
+
+async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orders_url: str) -> None:
+    port = free_port()
+    env = {"GATEWAY_JWT_SECRET": SECRET, "GATEWAY_PORT": str(port), "GATEWAY_ORDERS_URL": orders_url}
+    issued = await issue("alice", {"GATEWAY_JWT_SECRET": SECRET})
+    assert issued.returncode == 0, issued.output()
+    [token] = issued.lines
+    web = ServiceProcess([GATEWAY_SCRIPT, "web"], env=env)
+    await web.start()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(ready, timeout_seconds=20, description="gateway ready")
+            async with http.get(
+                f"http://127.0.0.1:{port}/api/v1/orders", headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                assert response.status == 200
+                assert await response.json() == {"items": [], "next_cursor": None}
+        web.send_signal(signal.SIGTERM)
+        assert await web.wait(timeout_seconds=20) == 0, web.output()
+    finally:
+        await web.stop()
+
+
+async def test_issue_token_refuses_an_unsafe_subject() -> None:
+    issued = await issue("alice@example.com, bob", {"GATEWAY_JWT_SECRET": SECRET})
+
+    assert issued.returncode == 1
+    assert issued.stderr_lines[-1].startswith("gateway issue-token: the subject must be")
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        (["web"], ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL"]),
+        (["issue-token", "--subject", "a"], ["GATEWAY_JWT_SECRET"]),
+    ],
+)
+async def test_empty_environment_lists_every_missing_variable_and_exits_78(
+    command: list[str], missing: list[str]
+) -> None:
+    process = ServiceProcess([GATEWAY_SCRIPT, *command], env={})
+    await process.start()
+
+    assert await process.wait(timeout_seconds=30) == 78
+    assert sorted(process.stderr_lines[:-1]) == sorted(
+        f"config error: {name}: required but not set" for name in missing
+    )
+
+
+async def test_a_key_too_short_for_the_algorithm_is_a_config_error_that_never_shows_the_key() -> None:
+    short_for_hs512 = "k" * 40
+    process = ServiceProcess(
+        [GATEWAY_SCRIPT, "issue-token", "--subject", "alice"],
+        env={"GATEWAY_JWT_SECRET": short_for_hs512, "GATEWAY_JWT_ALGORITHM": "HS512"},
+    )
+    await process.start()
+
+    assert await process.wait(timeout_seconds=30) == 78
+    assert "GATEWAY_JWT_SECRET must be at least 64 bytes for HS512" in process.stderr_lines[0]
+    assert short_for_hs512 not in "\n".join(process.stderr_lines)
