@@ -36,10 +36,18 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 		echo "mypy --strict $$member"; \
 		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
+	@echo "mypy --strict tests tools"
+	uv run --locked mypy tests tools
 
 .PHONY: test
-test: ## Run every member's tests, each synced alone from the lockfile (needs TEST_DATABASE_URL, TEST_AMQP_URL or Docker)
+test: ## Every member's tests, each synced alone from the lockfile, then end-to-end (needs TEST_* URLs or Docker)
 	@for member in $(MEMBERS); do $(MAKE) test-member MEMBER=$$member || exit 1; done
+	$(MAKE) test-e2e
+
+.PHONY: test-e2e
+test-e2e: ## Every process type as a real process: 200 orders through the gateway to their emails
+	uv sync --locked --all-packages --quiet
+	uv run --no-sync pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-member
 test-member: ## Run one member's tests in its own environment: make test-member MEMBER=libs/shared
@@ -47,6 +55,21 @@ test-member: ## Run one member's tests in its own environment: make test-member 
 	@echo "== $(MEMBER): uv sync --locked --package $(notdir $(MEMBER))"
 	@UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv sync --locked --quiet --package $(notdir $(MEMBER))
 	cd $(MEMBER) && UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv run --no-sync pytest $(PYTEST_ARGS)
+
+.env:
+	cp .env.example .env
+	@echo "created .env from .env.example"
+
+.PHONY: dev
+dev: .env ## Run every process (Procfile, honcho) on this machine's PostgreSQL and RabbitMQ; Ctrl-C stops all
+	uv sync --locked --all-packages --quiet
+	uv run --no-sync --env-file .env orders migrate --create-database
+	uv run --no-sync --env-file .env notifier migrate --create-database
+	uv run --no-sync honcho --env .env --procfile Procfile start
+
+.PHONY: smoke
+smoke: .env ## With `make dev` running: place an order through the gateway and wait until it is notified
+	uv run --no-sync --env-file .env python tools/smoke.py
 
 .PHONY: bench-orders
 bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH_ or TEST_DATABASE_URL)

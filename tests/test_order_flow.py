@@ -1,0 +1,145 @@
+"""One order's whole journey, 200 times at once: gateway -> orders -> outbox -> relay -> RabbitMQ
+-> notifier -> SMTP -> NotificationSent -> orders worker, every part a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from shared.testing import eventually
+from shared.testing.smtp import SmtpSink
+
+from .conftest import FIGURES
+from .stack import Stack, running_stack
+
+if TYPE_CHECKING:
+    from shared.testing.plugin import AmqpNames, NewDatabase
+
+ORDERS = 200
+CUSTOMERS = 10
+BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
+
+
+@pytest.fixture
+async def stack(
+    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        orders_database_url=await new_database(),
+        notifier_database_url=await new_database(),
+        amqp_url=amqp_url,
+        names=amqp_names,
+        smtp=smtp_sink,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def place(http: aiohttp.ClientSession, stack: Stack, token: str) -> dict[str, Any]:
+    headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
+    async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+        assert response.status == 201, await response.text()
+        order: dict[str, Any] = await response.json()
+        return order
+
+
+async def orders_of(http: aiohttp.ClientSession, stack: Stack, token: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": "100"} | ({"after": cursor} if cursor else {})
+        async with http.get(f"{stack.gateway_url}/api/v1/orders", params=params, headers=bearer(token)) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        found.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def rows(url: str, query: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(query)
+    finally:
+        await connection.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def test_two_hundred_concurrent_orders_are_each_notified_exactly_once(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    tokens = await asyncio.gather(*(stack.token(f"customer-{number}") for number in range(CUSTOMERS)))
+
+    placed = await asyncio.gather(*(place(http, stack, tokens[number % CUSTOMERS]) for number in range(ORDERS)))
+
+    placed_ids = {order["id"] for order in placed}
+    assert len(placed_ids) == ORDERS
+
+    async def all_notified() -> list[dict[str, Any]] | None:
+        seen = [order for token in tokens for order in await orders_of(http, stack, token)]
+        return seen if len(seen) == ORDERS and all(order["status"] == "notified" for order in seen) else None
+
+    notified = await eventually(all_notified, timeout_seconds=90, interval_seconds=0.2, description="all notified")
+
+    assert {order["id"] for order in notified} == placed_ids
+    assert all(order["published_at"] and order["notified_at"] for order in notified)
+    per_order = Counter(
+        str(row["order_id"]) for row in await rows(stack.notifier_database_url, "SELECT order_id FROM notifications")
+    )
+    assert set(per_order) == placed_ids
+    assert set(per_order.values()) == {1}, "an order has more than one notification row"
+    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.smtp.received())
+    assert set(emails) == placed_ids
+    assert set(emails.values()) == {1}, "an order got more than one email"
+    latencies = [
+        (datetime.fromisoformat(order["notified_at"]) - datetime.fromisoformat(order["created_at"])).total_seconds()
+        for order in notified
+    ]
+    FIGURES.append(
+        f"accepted -> notified over {ORDERS} concurrent orders: "
+        f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms"
+    )
+
+
+async def test_credentials_are_checked_and_customers_see_only_their_own(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    alice, bob = await stack.token("alice"), await stack.token("bob")
+    expired = await stack.token("alice", "--ttl-seconds", "-3600")
+    forged = await stack.token("alice", env={"GATEWAY_JWT_SECRET": "a-different-secret-that-is-long-enough-too"})
+    alices_order = await place(http, stack, alice)
+    url = f"{stack.gateway_url}/api/v1/orders/{alices_order['id']}"
+
+    async def status(headers: dict[str, str]) -> int:
+        async with http.get(url, headers=headers) as response:
+            return response.status
+
+    assert await status({}) == 401
+    assert await status(bearer(expired)) == 401
+    assert await status(bearer(forged)) == 401
+    assert await status(bearer(bob)) == 404
+    assert await status(bearer(alice)) == 200
