@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -48,18 +39,6 @@ async def _one_off(argv: list[str], env: dict[str, str]) -> None:
     process = ServiceProcess(argv, env=env)
     await process.start()
     assert await process.wait(timeout_seconds=60) == 0, process.output()
-
-
-async def _ready(http: aiohttp.ClientSession, port: int) -> bool:
-    try:
-        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
-
-
-async def _await_ready(http: aiohttp.ClientSession, port: int, name: str) -> None:
-    await eventually(lambda: _ready(http, port), timeout_seconds=30, description=f"{name} ready")
 
 
 @asynccontextmanager
@@ -106,12 +85,11 @@ async def running_stack(
         token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
     )
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            for name, (argv, env) in commands.items():
-                process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env)
-                stack.processes[name] = process
-                await process.start()
-                await _await_ready(http, ports[name], name)
+        for name, (argv, env) in commands.items():
+            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env)
+            stack.processes[name] = process
+            await process.start()
+            await wait_until_ready(ports[name], what=name)
         yield stack
         # Every process type must stop cleanly on SIGTERM, in reverse order of start.
         for name, process in reversed(stack.processes.items()):

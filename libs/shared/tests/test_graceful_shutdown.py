@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,15 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, eventually, free_port
 
 SAMPLE = str(Path(__file__).with_name("sample_service.py"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from shared.db import MigrationError, apply_migrations, discover, ensure_database
+from shared.testing import fetchval
 from shared.testing.plugin import with_database
 
 # pg_sleep widens the window in which unserialised runners would both see version 2
@@ -29,14 +30,6 @@ def write(directory: Path, files: dict[str, str]) -> Path:
     for name, sql in files.items():
         (directory / name).write_text(sql)
     return directory
-
-
-async def fetchval(url: str, query: str) -> object:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
 
 
 async def test_applies_pending_migrations_in_order_then_nothing(database_url: str, tmp_path: Path) -> None:

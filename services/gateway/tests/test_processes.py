@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,17 +11,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, free_port, wait_until_ready
 
 from .support import SECRET, OrdersStandIn
 
 GATEWAY_SCRIPT = str(Path(sys.executable).with_name("gateway"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,21 +40,15 @@ async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orde
     web = ServiceProcess([GATEWAY_SCRIPT, "web"], env=env)
     await web.start()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(ready, timeout_seconds=20, description="gateway ready")
-            async with http.get(
+        await wait_until_ready(port, what="gateway")
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(
                 f"http://127.0.0.1:{port}/api/v1/orders", headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                assert response.status == 200
-                assert await response.json() == {"items": [], "next_cursor": None}
+            ) as response,
+        ):
+            assert response.status == 200
+            assert await response.json() == {"items": [], "next_cursor": None}
         web.send_signal(signal.SIGTERM)
         assert await web.wait(timeout_seconds=20) == 0, web.output()
     finally:

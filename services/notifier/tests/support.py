@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from shared.events import CONTENT_TYPE, Envelope, NotificationSentV1, OrderCreatedV1, OrderLineV1, encode, new_event
 from shared.messaging import Publisher, declare_event_exchange, open_confirming_channel
@@ -61,18 +60,3 @@ async def notification_sent_probe(connection: AbstractRobustConnection, names: N
     queue = await channel.declare_queue(names.probe_queue, durable=True)
     await queue.bind(exchange, NotificationSentV1.event_type)
     return queue
-
-
-async def drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
-    messages = []
-    while (message := await queue.get(no_ack=True, fail=False)) is not None:
-        messages.append(message)
-    return messages
-
-
-async def scalar(url: str, query: str) -> Any:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, drain, eventually, fetchval, free_port, wait_until_ready
 from shared.testing.smtp import SmtpSink
 
 from .support import (
     NOTIFIER_SCRIPT,
     Names,
-    drain,
     notification_sent_probe,
     order_created,
     orders_publisher,
     publish_event,
-    scalar,
 )
 
 if TYPE_CHECKING:
@@ -33,12 +28,6 @@ if TYPE_CHECKING:
 @pytest.fixture
 def names(amqp_names: AmqpNames) -> Names:
     return Names(amqp_names)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def environment(database_url: str, amqp_url: str, smtp_url: str, names: Names, **extra: str) -> dict[str, str]:
@@ -60,25 +49,11 @@ async def one_off(env: dict[str, str], *command: str) -> ServiceProcess:
     return process
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
-async def ready(http: aiohttp.ClientSession, port: int) -> bool:
-    try:
-        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
-
-
 async def test_migrate_creates_the_database_and_a_second_run_applies_nothing(
     postgres_server_url: str, new_database: Any
 ) -> None:
     url = await new_database()
-    await scalar(postgres_server_url, f'DROP DATABASE "{url.rsplit("/", 1)[1]}"')  # gone: migrate must create it
+    await fetchval(postgres_server_url, f'DROP DATABASE "{url.rsplit("/", 1)[1]}"')  # gone: migrate must create it
 
     first = await one_off({"NOTIFIER_DATABASE_URL": url}, "migrate", "--create-database")
     second = await one_off({"NOTIFIER_DATABASE_URL": url}, "migrate", "--create-database")
@@ -90,14 +65,14 @@ async def test_migrate_creates_the_database_and_a_second_run_applies_nothing(
 
 
 async def test_worker_starts_answers_readyz_and_exits_zero_on_sigterm(
-    notifier_database_url: str, amqp_url: str, smtp_sink: SmtpSink, names: Names, http: aiohttp.ClientSession
+    notifier_database_url: str, amqp_url: str, smtp_sink: SmtpSink, names: Names
 ) -> None:
     port = free_port()
     env = environment(notifier_database_url, amqp_url, smtp_sink.url, names, NOTIFIER_PORT=str(port))
     process = ServiceProcess([NOTIFIER_SCRIPT, "worker"], env=env)
     await process.start()
     try:
-        await eventually(lambda: ready(http, port), timeout_seconds=20, description="notifier worker ready")
+        await wait_until_ready(port, what="notifier worker")
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=20) == 0, process.output()
     finally:
@@ -111,7 +86,6 @@ async def test_dead_letters_are_listed_and_replayed_after_the_fix(
     smtp_sink: SmtpSink,
     names: Names,
     amqp: AbstractRobustConnection,
-    http: aiohttp.ClientSession,
 ) -> None:
     probe = await notification_sent_probe(amqp, names)
     port = free_port()
@@ -128,7 +102,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_fix(
     worker = ServiceProcess([NOTIFIER_SCRIPT, "worker"], env=env)
     await worker.start()
     try:
-        await eventually(lambda: ready(http, port), timeout_seconds=20, description="worker ready")
+        await wait_until_ready(port, what="notifier worker")
         smtp_sink.refuse_all()
         events = [order_created("alice"), order_created("bob")]
         for event in events:
@@ -157,7 +131,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_fix(
             return len(sent) == 2
 
         await eventually(both_published, description="NotificationSent for both")
-        assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 2
+        assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 2
     finally:
         worker.send_signal(signal.SIGTERM)
         await worker.wait(timeout_seconds=20)

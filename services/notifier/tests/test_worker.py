@@ -16,18 +16,16 @@ from notifier.app import create_worker_app
 from notifier.settings import WorkerSettings
 from shared.events import NotificationSentV1, OrderCreatedV1, decode
 from shared.messaging import ATTEMPTS_HEADER, REASON_HEADER, Publisher, dead_letter_names
-from shared.testing import eventually
+from shared.testing import drain, eventually, fetchval
 from shared.testing.smtp import SmtpSink
 
 from .support import (
     Names,
-    drain,
     notification_sent_probe,
     order_created,
     orders_publisher,
     publish,
     publish_event,
-    scalar,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +96,7 @@ async def test_order_created_sends_one_email_records_it_and_publishes_notificati
     assert notification.order_id == event.data.order_id
     assert notification.message_id == email["Message-ID"]
     assert sent.message_id == json.loads(sent.body)["id"]
-    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 1
+    assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 1
 
 
 async def test_redelivered_event_sends_nothing_new_and_republishes_the_same_event(
@@ -117,7 +115,7 @@ async def test_redelivered_event_sends_nothing_new_and_republishes_the_same_even
 
     await eventually(three_published, description="NotificationSent published for each delivery")
     assert len(smtp_sink.received()) == 1
-    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 1
+    assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 1
     assert len({message.message_id for message in received}) == 1
     assert len({message.body for message in received}) == 1
 
@@ -152,7 +150,7 @@ async def test_smtp_down_past_the_limit_dead_letters_and_records_nothing(
     assert dead.message_id == str(event.id)
     assert dead.headers[ATTEMPTS_HEADER] == 3
     assert str(dead.headers[REASON_HEADER]).startswith("failed 3 times, last: SMTP")
-    assert await scalar(notifier_database_url, "SELECT count(*) FROM notifications") == 0
+    assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 0
 
 
 async def test_permanent_smtp_refusal_dead_letters_at_once(

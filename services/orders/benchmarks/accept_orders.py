@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import time
@@ -26,16 +25,10 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, free_port, wait_until_ready
 
 ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
 BODY = {"customer_id": "bench", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": 999}]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def run(server_url: str, orders: int, concurrency: int, pool_size: int) -> dict[str, float]:
@@ -71,15 +64,7 @@ async def _load(port: int, orders: int, concurrency: int) -> dict[str, float]:
     base = f"http://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-        async def ready() -> bool:
-            try:
-                async with http.get(f"{base}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await eventually(ready, timeout_seconds=30, description="orders web ready")
+        await wait_until_ready(port, what="orders web")
         payload = json.dumps(BODY).encode()
         latencies: list[float] = []
         errors = 0

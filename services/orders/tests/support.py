@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from orders.models import OrderLine, PlaceOrder
 from orders.repository import place_order
@@ -26,12 +24,6 @@ def order_body(customer_id: str = "alice", quantity: int = 2) -> dict[str, Any]:
         "currency": "EUR",
         "items": [{"sku": "BOOK-1", "quantity": quantity, "unit_price_cents": 1250}],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Names:
@@ -53,13 +45,6 @@ async def bind_probe_queue(connection: AbstractRobustConnection, names: Names) -
     return queue
 
 
-async def drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
-    messages = []
-    while (message := await queue.get(no_ack=True, fail=False)) is not None:
-        messages.append(message)
-    return messages
-
-
 async def place_orders(pool: Pool, count: int, customer_id: str = "alice") -> None:
     for number in range(count):
         request = PlaceOrder(
@@ -68,19 +53,3 @@ async def place_orders(pool: Pool, count: int, customer_id: str = "alice") -> No
             items=(OrderLine(sku="SKU-1", quantity=1 + number % 3, unit_price_cents=100),),
         )
         await place_order(pool, request, idempotency_key=f"key-{number}", event_source="/test", trace_context={})
-
-
-async def scalar(url: str, query: str) -> Any:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
-
-
-async def execute(url: str, script: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(script)
-    finally:
-        await connection.close()

@@ -12,9 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orders.app import create_app
 from orders.settings import WebSettings
+from shared.testing import execute, fetchval
 from shared.web import PROBLEM_CONTENT_TYPE
 
-from .support import execute, order_body, scalar
+from .support import order_body
 
 Client = TestClient[web.Request, web.Application]
 
@@ -43,7 +44,7 @@ async def test_placing_an_order_stores_it_with_its_event(client: Client, orders_
     assert order["total_cents"] == 2500
     assert order["published_at"] is None
     assert order["notified_at"] is None
-    payload = json.loads(await scalar(orders_database_url, "SELECT payload::text FROM outbox"))
+    payload = json.loads(await fetchval(orders_database_url, "SELECT payload::text FROM outbox"))
     assert payload["type"] == "dozen.order.created.v1"
     assert payload["subject"] == order["id"]
     assert payload["data"]["order_id"] == order["id"]
@@ -60,8 +61,8 @@ async def test_same_key_and_body_replays_the_original_without_a_second_order(
     assert status == 201
     assert headers["Idempotent-Replayed"] == "true"
     assert again == first
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 1
-    assert await scalar(orders_database_url, "SELECT count(*) FROM outbox") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 1
 
 
 async def test_same_key_with_another_body_is_refused(client: Client, orders_database_url: str) -> None:
@@ -73,7 +74,7 @@ async def test_same_key_with_another_body_is_refused(client: Client, orders_data
     assert headers["Content-Type"].startswith(PROBLEM_CONTENT_TYPE)
     assert isinstance(problem, dict)
     assert "already used for a different order" in problem["detail"]
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 1
 
 
 async def test_same_key_from_another_customer_is_another_order(client: Client, orders_database_url: str) -> None:
@@ -83,7 +84,7 @@ async def test_same_key_from_another_customer_is_another_order(client: Client, o
 
     assert status == 201
     assert "Idempotent-Replayed" not in headers
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 2
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 2
 
 
 async def test_fifty_concurrent_duplicates_make_exactly_one_order_and_one_event(
@@ -95,8 +96,8 @@ async def test_fifty_concurrent_duplicates_make_exactly_one_order_and_one_event(
     assert len({json.dumps(order, sort_keys=True) for _, _, order in results}) == 1
     fresh = [headers for _, headers, _ in results if "Idempotent-Replayed" not in headers]
     assert len(fresh) == 1
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 1
-    assert await scalar(orders_database_url, "SELECT count(*) FROM outbox") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 1
 
 
 async def test_order_and_outbox_row_are_atomic(client: Client, orders_database_url: str) -> None:
@@ -115,8 +116,8 @@ async def test_order_and_outbox_row_are_atomic(client: Client, orders_database_u
     assert status == 500
     assert isinstance(problem, dict)
     assert "injected" not in json.dumps(problem)
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 0
-    assert await scalar(orders_database_url, "SELECT count(*) FROM outbox") == 0
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 0
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 0
 
 
 async def test_validation_names_each_bad_field_and_rejects_unknown_ones(client: Client) -> None:
@@ -171,7 +172,7 @@ async def test_oversized_body_is_413(client: Client, orders_database_url: str) -
 
     assert status == 413
     assert headers["Content-Type"].startswith(PROBLEM_CONTENT_TYPE)
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders") == 0
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 0
 
 
 async def test_read_one_order_or_404(client: Client) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, eventually, fetchval, free_port, wait_until_ready
 
-from .support import ORDERS_SCRIPT, Names, bind_probe_queue, free_port, place_orders, scalar
+from .support import ORDERS_SCRIPT, Names, bind_probe_queue, place_orders
 
 
 def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
@@ -28,20 +26,6 @@ def environment(database_url: str, amqp_url: str, names: Names, port: int, **ext
     }
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
-async def ready(http: aiohttp.ClientSession, port: int) -> bool:
-    try:
-        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
-
-
 async def test_migrate_is_a_one_off_that_a_second_run_leaves_alone(database_url: str) -> None:
     for expected_applied in (["0001_orders_outbox_inbox"], []):
         process = ServiceProcess([ORDERS_SCRIPT, "migrate"], env={"ORDERS_DATABASE_URL": database_url})
@@ -49,12 +33,12 @@ async def test_migrate_is_a_one_off_that_a_second_run_leaves_alone(database_url:
         assert await process.wait(timeout_seconds=30) == 0, process.output()
         [done] = [record for record in process.records if record.get("message") == "migrations done"]
         assert done["applied"] == expected_applied
-    assert await scalar(database_url, "SELECT count(*) FROM schema_migrations") == 1
+    assert await fetchval(database_url, "SELECT count(*) FROM schema_migrations") == 1
 
 
 @pytest.mark.parametrize("command", ["web", "relay", "worker"])
 async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
-    command: str, orders_database_url: str, amqp_url: str, names: Names, http: aiohttp.ClientSession
+    command: str, orders_database_url: str, amqp_url: str, names: Names
 ) -> None:
     port = free_port()
     process = ServiceProcess(
@@ -62,7 +46,7 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
     )
     await process.start()
     try:
-        await eventually(lambda: ready(http, port), timeout_seconds=20, description=f"orders {command} ready")
+        await wait_until_ready(port, what=f"orders {command}")
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=20) == 0, process.output()
     finally:
@@ -119,7 +103,7 @@ async def test_relay_killed_mid_batch_publishes_at_least_once_after_restart(
     await second.start()
     try:
         await eventually(
-            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
             timeout_seconds=60,
             description="every row marked",
         )

@@ -16,9 +16,9 @@ from prometheus_client import REGISTRY
 from orders.relay import create_relay_app
 from orders.settings import RelaySettings
 from shared.db import Pool
-from shared.testing import eventually
+from shared.testing import drain, eventually, fetchval
 
-from .support import Names, bind_probe_queue, drain, place_orders, scalar
+from .support import Names, bind_probe_queue, place_orders
 
 
 def relay_settings(database_url: str, amqp_url: str, names: Names, **overrides: object) -> RelaySettings:
@@ -68,14 +68,14 @@ async def test_relay_publishes_every_row_exactly_once_and_marks_it(
         await relay_running(stack, relay_settings(orders_database_url, amqp_url, names))
         received = await collect(probe, 60)
         await eventually(
-            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
             description="every row marked",
         )
 
     ids = Counter(message.message_id for message in received + await drain(probe))
     assert len(ids) == 60
     assert set(ids.values()) == {1}
-    assert await scalar(orders_database_url, "SELECT count(*) FROM orders WHERE published_at IS NULL") == 0
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders WHERE published_at IS NULL") == 0
     first = received[0]
     assert first.content_type == "application/cloudevents+json"
     assert first.routing_key == "dozen.order.created.v1"
@@ -109,7 +109,7 @@ async def test_two_relays_side_by_side_never_publish_a_row_twice(
         await relay_running(stack, settings)
         received = await collect(probe, 400)
         await eventually(
-            lambda: scalar(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
             description="every row marked",
         )
 
@@ -132,7 +132,7 @@ async def test_unroutable_events_stay_in_the_outbox_until_a_consumer_binds(
             ),
             description="publishes refused as unroutable",
         )
-        assert await scalar(orders_database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 5
+        assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 5
 
         probe = await bind_probe_queue(amqp, names)
         received = await collect(probe, 5)

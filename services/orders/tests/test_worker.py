@@ -23,9 +23,9 @@ from shared.messaging import (
     declare_event_exchange,
     open_confirming_channel,
 )
-from shared.testing import eventually
+from shared.testing import eventually, fetchval
 
-from .support import Names, place_orders, scalar
+from .support import Names, place_orders
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_notification_marks_the_order_notified(
     await send(notifier, notification_sent(order_id), "n-1")
 
     await eventually(
-        lambda: scalar(orders_database_url, "SELECT status = 'notified' AND notified_at IS NOT NULL FROM orders"),
+        lambda: fetchval(orders_database_url, "SELECT status = 'notified' AND notified_at IS NOT NULL FROM orders"),
         description="order notified",
     )
 
@@ -100,7 +100,7 @@ async def test_redelivered_event_changes_nothing(
     queue = worker.notifications_queue
     await send(notifier, body, str(event_id))
     await eventually(lambda: handled(queue, "acked") == 1, description="first delivery handled")
-    notified_at = await scalar(orders_database_url, "SELECT notified_at FROM orders")
+    notified_at = await fetchval(orders_database_url, "SELECT notified_at FROM orders")
     duplicates = {"event_type": NotificationSentV1.event_type}
     duplicates_before = REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) or 0
 
@@ -108,8 +108,8 @@ async def test_redelivered_event_changes_nothing(
     await send(notifier, body, str(event_id))
     await eventually(lambda: handled(queue, "acked") == 3, description="redeliveries handled")
 
-    assert await scalar(orders_database_url, "SELECT count(*) FROM inbox") == 1
-    assert await scalar(orders_database_url, "SELECT notified_at FROM orders") == notified_at
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 1
+    assert await fetchval(orders_database_url, "SELECT notified_at FROM orders") == notified_at
     assert REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) == duplicates_before + 2
 
 
@@ -136,4 +136,4 @@ async def test_poison_is_dead_lettered_with_its_reason(
     dead = await eventually(lambda: dead_letters.get(no_ack=True, fail=False), description="dead letter")
 
     assert str(dead.headers[REASON_HEADER]).startswith(reason)
-    assert await scalar(orders_database_url, "SELECT count(*) FROM inbox") == 0
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 0

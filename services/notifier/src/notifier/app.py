@@ -10,7 +10,7 @@ from aiohttp import web
 from notifier.keys import AMQP, DB_POOL, EVENTS, SETTINGS
 from notifier.messaging import CONSUMED_EVENT, order_created_handler
 from notifier.settings import WorkerSettings
-from shared.db import postgres_pool
+from shared.db import pool_for
 from shared.messaging import (
     Publisher,
     RetryPolicy,
@@ -38,16 +38,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
     app = create_base_app(settings)
     app[SETTINGS] = settings
     # In this order, so that at shutdown the consumer stops first and the pool last.
-    app.cleanup_ctx.append(
-        postgres_pool(
-            DB_POOL,
-            settings.database_url.get_secret_value(),
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-            command_timeout_seconds=settings.db_command_timeout_seconds,
-            connect_timeout_seconds=settings.db_command_timeout_seconds,
-        )
-    )
+    app.cleanup_ctx.append(pool_for(DB_POOL, settings))
     app.cleanup_ctx.append(amqp_connection(AMQP, settings.amqp_url.get_secret_value(), connection_name="notifier"))
     app.cleanup_ctx.append(events_publisher)
     app.cleanup_ctx.append(

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.config import AmqpUrl, Port, PostgresUrl, ServiceSettings, SmtpUrl
+from shared.config import AmqpUrl, Port, ServiceSettings, SmtpUrl
+from shared.db import PostgresSettings
 
 
 class NotifierSettings(ServiceSettings, env_prefix="NOTIFIER_"):
     service_name = "notifier"
 
 
-class DatabaseSettings(NotifierSettings):
+class DatabaseSettings(NotifierSettings, PostgresSettings):
     """`notifier migrate`, and the worker."""
-
-    database_url: PostgresUrl
-    db_pool_min_size: int = Field(1, ge=0, le=100)
-    db_pool_max_size: int = Field(10, ge=1, le=100)
-    db_command_timeout_seconds: float = Field(5.0, gt=0)
 
 
 class QueueSettings(NotifierSettings):

@@ -7,19 +7,12 @@ from aiohttp import web
 from orders.keys import DB_POOL, WEB_SETTINGS
 from orders.routes import routes
 from orders.settings import OrdersSettings, WebSettings
-from shared.db import database_unavailable_middleware, postgres_pool
+from shared.db import database_unavailable_middleware, pool_for
 from shared.web import CleanupContext, create_base_app
 
 
 def database(settings: OrdersSettings) -> CleanupContext:
-    return postgres_pool(
-        DB_POOL,
-        settings.database_url.get_secret_value(),
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        command_timeout_seconds=settings.db_command_timeout_seconds,
-        connect_timeout_seconds=settings.db_command_timeout_seconds,
-    )
+    return pool_for(DB_POOL, settings)
 
 
 def create_app(settings: WebSettings) -> web.Application:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.config import AmqpUrl, Port, PostgresUrl, ServiceSettings
+from shared.config import AmqpUrl, Port, ServiceSettings
+from shared.db import PostgresSettings
 
 
-class OrdersSettings(ServiceSettings, env_prefix="ORDERS_"):
-    """Read by every process type, the one-off migrate included."""
+class OrdersSettings(ServiceSettings, PostgresSettings, env_prefix="ORDERS_"):
+    """Read by every process type, the one-off migrate included: all of them use the database."""
 
     service_name = "orders"
-
-    database_url: PostgresUrl
-    db_pool_min_size: int = Field(1, ge=0, le=100)
-    db_pool_max_size: int = Field(10, ge=1, le=100)
-    db_command_timeout_seconds: float = Field(5.0, gt=0)
 
 
 class WebSettings(OrdersSettings):

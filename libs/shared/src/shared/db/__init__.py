@@ -2,7 +2,8 @@
 
 from shared.db.command import ensure_database, migrate
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
-from shared.db.pool import Pool, PoolConnection, close_pool, postgres_pool
+from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
+from shared.db.settings import PostgresSettings
 from shared.db.unavailable import database_unavailable_middleware
 
 __all__ = [
@@ -10,11 +11,13 @@ __all__ = [
     "MigrationError",
     "Pool",
     "PoolConnection",
+    "PostgresSettings",
     "apply_migrations",
     "close_pool",
     "database_unavailable_middleware",
     "discover",
     "ensure_database",
     "migrate",
+    "pool_for",
     "postgres_pool",
 ]

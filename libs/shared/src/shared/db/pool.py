@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from aiohttp import web
 
+from shared.db.settings import PostgresSettings
 from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
@@ -64,3 +65,15 @@ def postgres_pool(
             await close_pool(pool, close_timeout_seconds)
 
     return pool_context
+
+
+def pool_for(key: web.AppKey[Pool], settings: PostgresSettings) -> CleanupContext:
+    """The pool a process's PostgresSettings describe."""
+    return postgres_pool(
+        key,
+        settings.database_url.get_secret_value(),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        command_timeout_seconds=settings.db_command_timeout_seconds,
+        connect_timeout_seconds=settings.db_command_timeout_seconds,
+    )

@@ -4,6 +4,16 @@ The fixtures live in ``shared.testing.plugin``; a member enables them in its con
 """
 
 from shared.testing.polling import eventually
+from shared.testing.probes import drain, execute, fetchval, free_port, is_ready, wait_until_ready
 from shared.testing.processes import ServiceProcess
 
-__all__ = ["ServiceProcess", "eventually"]
+__all__ = [
+    "ServiceProcess",
+    "drain",
+    "eventually",
+    "execute",
+    "fetchval",
+    "free_port",
+    "is_ready",
+    "wait_until_ready",
+]

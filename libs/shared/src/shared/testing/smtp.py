@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from shared.testing.probes import free_port
 
 
 class SmtpSink:
@@ -17,7 +18,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
-        self.port = _free_port()
+        self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     @property
@@ -52,9 +53,3 @@ class SmtpSink:
                 return self._refusals.pop(0)
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 2.0.0 accepted"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

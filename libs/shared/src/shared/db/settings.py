@@ -1,0 +1,18 @@
+"""The PostgreSQL settings of a process that has a database, under its service's prefix."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shared.config import PostgresUrl
+
+
+class PostgresSettings(BaseModel):
+    """Mixed into a process type's settings: ``class WebSettings(OrdersSettings, PostgresSettings)``
+    reads ORDERS_DATABASE_URL, ORDERS_DB_POOL_MAX_SIZE, and so on."""
+
+    database_url: PostgresUrl
+    db_pool_min_size: int = Field(1, ge=0, le=100)
+    db_pool_max_size: int = Field(10, ge=1, le=100)
+    # Also the connect timeout: a request should hear "unavailable" within it.
+    db_command_timeout_seconds: float = Field(5.0, gt=0)

@@ -1,0 +1,60 @@
+"""Small probes tests use against real servers: a free port, readiness, one query, a queue's contents."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+from shared.testing.polling import eventually
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def is_ready(port: int) -> bool:
+    """Whether a Dozen process on ``port`` answers /readyz with 200."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as response,
+        ):
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def wait_until_ready(port: int, *, what: str, timeout_seconds: float = 30) -> None:
+    await eventually(lambda: is_ready(port), timeout_seconds=timeout_seconds, description=f"{what} ready")
+
+
+async def fetchval(url: str, query: str) -> Any:
+    """One value from one query on a connection of its own."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+async def execute(url: str, script: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(script)
+    finally:
+        await connection.close()
+
+
+async def drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
+    """Everything waiting in ``queue`` now, taken off it."""
+    messages = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        messages.append(message)
+    return messages
