@@ -2,12 +2,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from shared.db import apply_migrations, discover
+
+from .support import Names
+
+if TYPE_CHECKING:
+    # Imported by pytest through pytest_plugins below; importing it first would stop
+    # pytest from rewriting its assertions.
+    from shared.testing.plugin import AmqpNames
 
 pytest_plugins = ["shared.testing.plugin"]
 
@@ -23,3 +31,8 @@ async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(amqp_url)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+def names(amqp_names: AmqpNames) -> Names:
+    return Names(amqp_names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -20,14 +20,6 @@ from .support import (
     orders_publisher,
     publish_event,
 )
-
-if TYPE_CHECKING:
-    from shared.testing.plugin import AmqpNames
-
-
-@pytest.fixture
-def names(amqp_names: AmqpNames) -> Names:
-    return Names(amqp_names)
 
 
 def environment(database_url: str, amqp_url: str, smtp_url: str, names: Names, **extra: str) -> dict[str, str]:

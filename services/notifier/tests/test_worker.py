@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
@@ -27,14 +26,6 @@ from .support import (
     publish,
     publish_event,
 )
-
-if TYPE_CHECKING:
-    from shared.testing.plugin import AmqpNames
-
-
-@pytest.fixture
-def names(amqp_names: AmqpNames) -> Names:
-    return Names(amqp_names)
 
 
 def worker_settings(database_url: str, amqp_url: str, smtp_url: str, names: Names) -> WorkerSettings:
