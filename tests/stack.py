@@ -43,8 +43,15 @@ async def _one_off(argv: list[str], env: dict[str, str]) -> None:
 
 @asynccontextmanager
 async def running_stack(
-    *, orders_database_url: str, notifier_database_url: str, amqp_url: str, names: Callable[[str], str], smtp: SmtpSink
+    *,
+    orders_database_url: str,
+    notifier_database_url: str,
+    amqp_url: str,
+    names: Callable[[str], str],
+    smtp: SmtpSink,
+    telemetry_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
+    """Every process type, started in dependency order; ``telemetry_env`` (OTEL_*) goes to all of them."""
     orders_exchange, notifier_exchange = names("orders.events"), names("notifier.events")
     orders_env = {
         "ORDERS_DATABASE_URL": orders_database_url,
@@ -86,7 +93,7 @@ async def running_stack(
     )
     try:
         for name, (argv, env) in commands.items():
-            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env)
+            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env | (telemetry_env or {}))
             stack.processes[name] = process
             await process.start()
             await wait_until_ready(ports[name], what=name)

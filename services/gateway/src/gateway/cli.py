@@ -7,7 +7,7 @@ import argparse
 from gateway.settings import GatewaySettings, WebSettings
 from gateway.tokens import issue_token
 from shared.config import load_settings
-from shared.logging import configure_logging
+from shared.process import running
 from shared.web import run
 
 
@@ -15,8 +15,8 @@ def web(arguments: argparse.Namespace) -> None:
     from gateway.app import create_app  # noqa: PLC0415 - each process imports only what it runs
 
     settings = load_settings(WebSettings)
-    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
-    run(create_app(settings), port=settings.port, settings=settings)
+    with running(settings):
+        run(create_app(settings), port=settings.port, settings=settings)
 
 
 def token(arguments: argparse.Namespace) -> None:

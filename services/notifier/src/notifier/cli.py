@@ -9,48 +9,48 @@ import logging
 
 from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
 from shared import db
-from shared.config import ServiceSettings, load_settings
-from shared.logging import configure_logging
+from shared.config import load_settings
+from shared.process import running
 from shared.web import run
 
 log = logging.getLogger("notifier")
 
 
-def _start(settings: ServiceSettings) -> None:
-    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
-
-
 def migrate(arguments: argparse.Namespace) -> None:
     settings = load_settings(DatabaseSettings)
-    _start(settings)
-    db.migrate(settings.database_url.get_secret_value(), "notifier", create_database=arguments.create_database)
+    with running(settings):
+        db.migrate(settings.database_url.get_secret_value(), "notifier", create_database=arguments.create_database)
 
 
 def worker(arguments: argparse.Namespace) -> None:
     from notifier.app import create_worker_app  # noqa: PLC0415 - each process imports only what it runs
 
     settings = load_settings(WorkerSettings)
-    _start(settings)
-    run(create_worker_app(settings), port=settings.port, settings=settings)
+    with running(settings):
+        run(create_worker_app(settings), port=settings.port, settings=settings)
 
 
 def dlq_list(arguments: argparse.Namespace) -> None:
     from notifier.dlq import list_dead_letters  # noqa: PLC0415
 
     settings = load_settings(QueueSettings)
-    _start(settings)
-    for record in asyncio.run(list_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)):
-        # The command's output, one JSON object a line, beside the JSON log lines.
-        print(json.dumps({"dead_letter": record}, default=str))
+    with running(settings):
+        for record in asyncio.run(
+            list_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)
+        ):
+            # The command's output, one JSON object a line, beside the JSON log lines.
+            print(json.dumps({"dead_letter": record}, default=str))
 
 
 def dlq_replay(arguments: argparse.Namespace) -> None:
     from notifier.dlq import replay_dead_letters  # noqa: PLC0415
 
     settings = load_settings(QueueSettings)
-    _start(settings)
-    replayed = asyncio.run(replay_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit))
-    log.info("replay done", extra={"replayed": replayed, "queue": settings.queue})
+    with running(settings):
+        replayed = asyncio.run(
+            replay_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)
+        )
+        log.info("replay done", extra={"replayed": replayed, "queue": settings.queue})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,12 @@ from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from shared.events import Envelope, OrderCreatedV1
+
+_tracer = trace.get_tracer(__name__)
 
 # What may stand before the @ without quoting; anything else is not a customer we can mail.
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -74,6 +78,18 @@ class Mailer:
         self._timeout = timeout_seconds
 
     async def send(self, message: EmailMessage) -> None:
+        with _tracer.start_as_current_span(
+            "smtp send",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "server.address": self._hostname,
+                "server.port": self._port,
+                "email.message_id": str(message["Message-ID"]),
+            },
+        ):
+            await self._send(message)
+
+    async def _send(self, message: EmailMessage) -> None:
         try:
             await aiosmtplib.send(
                 message,

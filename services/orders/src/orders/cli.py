@@ -7,46 +7,42 @@ import logging
 
 from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
-from shared.config import ServiceSettings, load_settings
-from shared.logging import configure_logging
+from shared.config import load_settings
+from shared.process import running
 from shared.web import run
 
 log = logging.getLogger("orders")
 
 
-def _start(settings: ServiceSettings) -> None:
-    configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
-
-
 def migrate(arguments: argparse.Namespace) -> None:
     """One-off: apply the service's SQL migrations, then exit (factor XII)."""
     settings = load_settings(OrdersSettings)
-    _start(settings)
-    db.migrate(settings.database_url.get_secret_value(), "orders", create_database=arguments.create_database)
+    with running(settings):
+        db.migrate(settings.database_url.get_secret_value(), "orders", create_database=arguments.create_database)
 
 
 def serve_web(arguments: argparse.Namespace) -> None:
     from orders.app import create_app  # noqa: PLC0415 - each process imports only what it runs
 
     settings = load_settings(WebSettings)
-    _start(settings)
-    run(create_app(settings), port=settings.port, settings=settings)
+    with running(settings):
+        run(create_app(settings), port=settings.port, settings=settings)
 
 
 def serve_relay(arguments: argparse.Namespace) -> None:
     from orders.relay import create_relay_app  # noqa: PLC0415
 
     settings = load_settings(RelaySettings)
-    _start(settings)
-    run(create_relay_app(settings), port=settings.port, settings=settings)
+    with running(settings):
+        run(create_relay_app(settings), port=settings.port, settings=settings)
 
 
 def serve_worker(arguments: argparse.Namespace) -> None:
     from orders.worker import create_worker_app  # noqa: PLC0415
 
     settings = load_settings(WorkerSettings)
-    _start(settings)
-    run(create_worker_app(settings), port=settings.port, settings=settings)
+    with running(settings):
+        run(create_worker_app(settings), port=settings.port, settings=settings)
 
 
 COMMANDS = {

@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from aiohttp import web
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from orders.app import database
 from orders.keys import AMQP, DB_POOL, RELAY_SETTINGS
@@ -27,6 +30,8 @@ from shared.web import create_base_app
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "orders_outbox"
+
+_tracer = trace.get_tracer(__name__)
 
 
 class Relay:
@@ -56,6 +61,11 @@ class Relay:
 
     async def publish_batch(self) -> tuple[int, int]:
         """(published, failed) for one claimed batch."""
+        # The batch's own SQL belongs to no order's trace; each publish joins its order's.
+        with suppress_instrumentation():
+            return await self._publish_batch()
+
+    async def _publish_batch(self) -> tuple[int, int]:
         async with claim_batch(self._pool, self._batch_size) as claim:
             if not claim.rows:
                 return 0, 0
@@ -74,15 +84,27 @@ class Relay:
         return len(confirmed), len(failures)
 
     async def _publish(self, row: OutboxRow) -> None:
-        trace_context = {"traceparent": row.traceparent, "tracestate": row.tracestate}
-        await self._publisher.publish(
-            row.event_type,
-            row.payload.encode(),
-            message_id=str(row.event_id),
-            content_type=CONTENT_TYPE,
-            message_type=row.event_type,
-            headers={name: value for name, value in trace_context.items() if value},
-        )
+        trace_context = {
+            name: value for name, value in (("traceparent", row.traceparent), ("tracestate", row.tracestate)) if value
+        }
+        # Continue the trace of the request that wrote the row: extracted into a fresh
+        # context, which also leaves the batch's suppression of instrumentation behind.
+        token = context.attach(propagate.extract(trace_context, context=Context()))
+        try:
+            with _tracer.start_as_current_span(
+                "orders.outbox relay",
+                attributes={"messaging.message.id": str(row.event_id), "dozen.outbox.row": row.id},
+            ):
+                await self._publisher.publish(
+                    row.event_type,
+                    row.payload.encode(),
+                    message_id=str(row.event_id),
+                    content_type=CONTENT_TYPE,
+                    message_type=row.event_type,
+                    headers=trace_context,
+                )
+        finally:
+            context.detach(token)
 
 
 async def _first_of(*events: asyncio.Event | None, seconds: float | None) -> None:
@@ -97,6 +119,11 @@ async def _first_of(*events: asyncio.Event | None, seconds: float | None) -> Non
 
 async def keep_listening(url: str, on_notify: Callable[[], None], stop: asyncio.Event, retry_seconds: float) -> None:
     """LISTEN for outbox commits on a connection of its own, reconnecting when it drops."""
+    with suppress_instrumentation():
+        await _listen(url, on_notify, stop, retry_seconds)
+
+
+async def _listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event, retry_seconds: float) -> None:
     while not stop.is_set():
         lost = asyncio.Event()
         connection = None
@@ -118,7 +145,8 @@ async def keep_listening(url: str, on_notify: Callable[[], None], stop: asyncio.
 async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: float) -> None:
     while not stop.is_set():
         try:
-            current = await backlog(pool)
+            with suppress_instrumentation():
+                current = await backlog(pool)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # The relay loop logs outages; the gauges keep their last value.
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,7 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 
 def _idempotency_key(request: web.Request) -> str:
@@ -52,6 +54,10 @@ async def create_order(request: web.Request) -> web.Response:
         raise Problem(
             422, "Unprocessable Content", f"This {IDEMPOTENCY_KEY} was already used for a different order."
         ) from None
+    log.info(
+        "order replayed" if placed.replayed else "order accepted",
+        extra={"order_id": str(placed.order.id), "customer_id": placed.order.customer_id},
+    )
     headers = {"Location": f"/orders/{placed.order.id}"}
     if placed.replayed:
         headers[REPLAYED] = "true"

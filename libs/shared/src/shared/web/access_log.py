@@ -6,9 +6,34 @@ import logging
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 # Kubelet probes and Prometheus scrapes arrive every few seconds and tell nobody anything.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+# aiohttp writes the access log after the request's span has ended; this keeps its ids.
+_SPAN_CONTEXT = web.RequestKey("span_context", SpanContext)
+
+
+@web.middleware
+async def remember_span_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        request[_SPAN_CONTEXT] = span_context
+    return await handler(request)
+
+
+def _trace_fields(request: web.BaseRequest) -> dict[str, str]:
+    span_context = request.get(_SPAN_CONTEXT) if isinstance(request, web.Request) else None
+    if span_context is None:
+        return {}
+    return {
+        "trace_id": trace.format_trace_id(span_context.trace_id),
+        "span_id": trace.format_span_id(span_context.span_id),
+    }
 
 
 def route_template(request: web.BaseRequest) -> str:
@@ -37,6 +62,7 @@ class JsonAccessLogger(AbstractAccessLogger):
                 "http_status": response.status,
                 "duration_ms": round(time * 1000, 3),
                 "request_id": request.headers.get("X-Request-Id"),
+                **_trace_fields(request),
             },
         )
 

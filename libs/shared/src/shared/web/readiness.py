@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
 Check = Callable[[], Awaitable[object]]
 
 
@@ -37,8 +39,10 @@ class Readiness:
 
     async def _run(self, check: Check) -> str:
         try:
-            async with asyncio.timeout(self._timeout):
-                await check()
+            # Probes every few seconds would otherwise each start a trace of their own.
+            with suppress_instrumentation():
+                async with asyncio.timeout(self._timeout):
+                    await check()
         except TimeoutError:
             return f"timed out after {self._timeout:g} s"
         except Exception as exc:  # noqa: BLE001 - any failure means not ready

@@ -1,0 +1,73 @@
+"""An OTLP/HTTP endpoint for tests: processes export their spans here, tests read them back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    kind: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    attributes: dict[str, object]
+
+
+class OtlpReceiver:
+    """Accepts OTLP/HTTP protobuf trace exports (POST /v1/traces) on a loopback port."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._export)
+        self._server = TestServer(app, host="127.0.0.1")
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._server.make_url("")).rstrip("/")
+
+    async def start(self) -> None:
+        await self._server.start_server()
+
+    async def stop(self) -> None:
+        await self._server.close()
+
+    def trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [span for span in self.spans if span.trace_id == trace_id]
+
+    async def _export(self, request: web.Request) -> web.Response:
+        export = ExportTraceServiceRequest.FromString(await request.read())
+        for resource_spans in export.resource_spans:
+            resource = {item.key: item.value.string_value for item in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    self.spans.append(
+                        ReceivedSpan(
+                            service=resource.get("service.name", ""),
+                            name=span.name,
+                            kind=_KINDS.get(span.kind, str(span.kind)),
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            attributes={item.key: _value(item.value) for item in span.attributes},
+                        )
+                    )
+        body = ExportTraceServiceResponse().SerializeToString()
+        return web.Response(body=body, content_type="application/x-protobuf")
+
+
+def _value(value: object) -> object:
+    kind = value.WhichOneof("value")  # type: ignore[attr-defined]
+    return getattr(value, kind) if kind else None

@@ -1,0 +1,138 @@
+"""One order is one trace: gateway -> orders -> outbox -> relay -> RabbitMQ -> notifier -> SMTP
+-> NotificationSent -> orders worker, exported over OTLP by real processes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+
+from shared.testing import eventually
+from shared.testing.otlp import OtlpReceiver, ReceivedSpan
+from shared.testing.smtp import SmtpSink
+
+from .stack import Stack, running_stack
+
+if TYPE_CHECKING:
+    from shared.testing.plugin import AmqpNames, NewDatabase
+
+BODY = {"currency": "EUR", "items": [{"sku": "TRACE-1", "quantity": 1, "unit_price_cents": 100}]}
+# (service, span kind, part of the name) of every hop the trace must contain.
+EXPECTED = [
+    ("gateway", "SERVER", "POST /api/v1/orders"),
+    ("gateway", "CLIENT", ""),
+    ("orders", "SERVER", "/orders"),
+    ("orders", "INTERNAL", "orders.outbox relay"),
+    ("orders", "PRODUCER", ""),
+    ("notifier", "CONSUMER", ""),
+    ("notifier", "CLIENT", "smtp send"),
+    ("notifier", "PRODUCER", ""),
+    ("orders", "CONSUMER", ""),
+]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[OtlpReceiver]:
+    otlp = OtlpReceiver()
+    await otlp.start()
+    yield otlp
+    await otlp.stop()
+
+
+@pytest.fixture
+async def stack(
+    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink, receiver: OtlpReceiver
+) -> AsyncIterator[Stack]:
+    telemetry = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        # Export within a fraction of a second rather than the default five.
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    async with running_stack(
+        orders_database_url=await new_database(),
+        notifier_database_url=await new_database(),
+        amqp_url=amqp_url,
+        names=amqp_names,
+        smtp=smtp_sink,
+        telemetry_env=telemetry,
+    ) as running:
+        yield running
+
+
+def child_of(
+    spans: list[ReceivedSpan], parent: ReceivedSpan, *, kind: str, service: str, name: str = ""
+) -> ReceivedSpan:
+    found = [
+        span
+        for span in spans
+        if span.parent_span_id == parent.span_id and span.kind == kind and span.service == service and name in span.name
+    ]
+    assert found, f"no {kind} span {name!r} of {service} under {parent.service}/{parent.name}: {describe(spans)}"
+    return found[0]
+
+
+def describe(spans: list[ReceivedSpan]) -> list[str]:
+    return [f"{span.service}:{span.kind}:{span.name} {span.parent_span_id}->{span.span_id}" for span in spans]
+
+
+async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: Stack, receiver: OtlpReceiver) -> None:
+    trace_id, root_span_id = secrets.token_hex(16), secrets.token_hex(8)
+    token = await stack.token("alice")
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Idempotency-Key": str(uuid.uuid4()),
+        # The test is the trace's root: it knows the id to look for.
+        "traceparent": f"00-{trace_id}-{root_span_id}-01",
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+            assert response.status == 201
+            order: dict[str, Any] = await response.json()
+
+        async def notified() -> bool:
+            url = f"{stack.gateway_url}/api/v1/orders/{order['id']}"
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as answer:
+                return bool((await answer.json())["status"] == "notified")
+
+        await eventually(notified, timeout_seconds=30, description="order notified")
+
+    def every_process_exported() -> bool:
+        # Each process exports on its own schedule: wait for all of them, in any order.
+        seen = {(span.service, span.kind, span.name) for span in receiver.trace(trace_id)}
+        return all(
+            any(kind == k and service == s and name in n for s, k, n in seen) for service, kind, name in EXPECTED
+        )
+
+    await eventually(every_process_exported, timeout_seconds=30, description="every process's spans exported")
+    spans = receiver.trace(trace_id)
+
+    gateway = next(span for span in spans if span.parent_span_id == root_span_id)
+    assert (gateway.service, gateway.kind) == ("gateway", "SERVER")
+    assert gateway.name == "POST /api/v1/orders"
+    to_orders = child_of(spans, gateway, kind="CLIENT", service="gateway")
+    orders_web = child_of(spans, to_orders, kind="SERVER", service="orders", name="/orders")
+    child_of(spans, orders_web, kind="CLIENT", service="orders", name="INSERT")
+    relay = child_of(spans, orders_web, kind="INTERNAL", service="orders", name="orders.outbox relay")
+    publish = child_of(spans, relay, kind="PRODUCER", service="orders")
+    consume = child_of(spans, publish, kind="CONSUMER", service="notifier")
+    child_of(spans, consume, kind="CLIENT", service="notifier", name="smtp send")
+    child_of(spans, consume, kind="CLIENT", service="notifier", name="INSERT")
+    notification_sent = child_of(spans, consume, kind="PRODUCER", service="notifier")
+    worker = child_of(spans, notification_sent, kind="CONSUMER", service="orders")
+    child_of(spans, worker, kind="CLIENT", service="orders", name="INSERT")
+    known = {span.span_id for span in spans} | {root_span_id}
+    assert all(span.parent_span_id in known for span in spans), "a span's parent is outside the trace"
+
+    for name in ("gateway", "orders-web", "notifier", "orders-worker"):
+        records = [record for record in stack.processes[name].records if record.get("trace_id") == trace_id]
+        assert records, f"no log line of {name} carries the order's trace id"
+    orders_lines = {
+        record["message"] for record in stack.processes["orders-web"].records if record.get("trace_id") == trace_id
+    }
+    assert "order accepted" in orders_lines
