@@ -24,6 +24,7 @@ class Stack:
     notifier_database_url: str
     smtp: SmtpSink
     token_env: dict[str, str]
+    ports: dict[str, int]
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     async def token(self, subject: str, *extra: str, env: dict[str, str] | None = None) -> str:
@@ -90,6 +91,7 @@ async def running_stack(
         notifier_database_url=notifier_database_url,
         smtp=smtp,
         token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
+        ports=ports,
     )
     try:
         for name, (argv, env) in commands.items():

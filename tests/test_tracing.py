@@ -132,6 +132,16 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
     for name in ("gateway", "orders-web", "notifier", "orders-worker"):
         records = [record for record in stack.processes[name].records if record.get("trace_id") == trace_id]
         assert records, f"no log line of {name} carries the order's trace id"
+    # The latency histogram's exemplar points at this very trace (OpenMetrics exposition).
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{stack.ports['orders-worker']}/metrics",
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+        ) as metrics,
+    ):
+        exposition = await metrics.text()
+    assert f'# {{trace_id="{trace_id}"}}' in exposition
     orders_lines = {
         record["message"] for record in stack.processes["orders-web"].records if record.get("trace_id") == trace_id
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 
 from shared.config import ServiceSettings
 from shared.db import Pool, database_unavailable_middleware, postgres_pool
@@ -24,6 +25,9 @@ async def test_pool_lives_with_the_app_and_reports_readiness(database_url: str) 
         assert response.status == 200
         assert (await response.json())["checks"] == {"postgres": "ok"}
         assert await app[DB].fetchval("SELECT 41 + 1") == 42
+        assert REGISTRY.get_sample_value("dozen_db_pool_connections", {"state": "max"}) == 2
+        async with app[DB].acquire():
+            assert REGISTRY.get_sample_value("dozen_db_pool_connections", {"state": "in_use"}) == 1
         pool = app[DB]
 
     assert pool.is_closing()

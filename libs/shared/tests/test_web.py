@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 
 from shared.config import ServiceSettings
 from shared.web import PROBLEM_CONTENT_TYPE, READINESS, Problem, create_base_app
@@ -147,3 +148,27 @@ async def test_oversized_body_is_413(client: TestClient[web.Request, web.Applica
 
     assert response.status == 413
     assert response.content_type == PROBLEM_CONTENT_TYPE
+
+
+def served(route: str, method: str, status: str) -> float:
+    labels = {"route": route, "method": method, "status": status}
+    return REGISTRY.get_sample_value("dozen_http_server_request_duration_seconds_count", labels) or 0
+
+
+async def test_requests_are_counted_per_route_template_and_status_class(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    before = served("/healthz", "GET", "2xx"), served("unmatched", "GET", "4xx"), served("/crash", "GET", "5xx")
+
+    await client.get("/healthz")
+    await client.get("/no/such/path/123")
+    await client.get("/crash")
+
+    after = served("/healthz", "GET", "2xx"), served("unmatched", "GET", "4xx"), served("/crash", "GET", "5xx")
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
+async def test_build_info_names_service_version_and_release(client: TestClient[web.Request, web.Application]) -> None:
+    exposition = await (await client.get("/metrics")).text()
+
+    assert 'dozen_build_info{release="dev",service="webtest",version="unknown"} 1.0' in exposition

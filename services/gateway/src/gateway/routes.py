@@ -88,6 +88,7 @@ async def place_order(request: web.Request) -> web.Response:
     answer = await request.app[ORDERS].call(
         "POST",
         "/orders",
+        route="/orders",
         request_id=request[REQUEST_ID_KEY],
         json_body={"customer_id": customer, **order.model_dump()},
         headers={IDEMPOTENCY_KEY: key},
@@ -107,7 +108,9 @@ async def read_order(request: web.Request) -> web.Response:
         order_id = UUID(request.match_info["order_id"])
     except ValueError:
         raise _not_found() from None
-    answer = await request.app[ORDERS].call("GET", f"/orders/{order_id}", request_id=request[REQUEST_ID_KEY])
+    answer = await request.app[ORDERS].call(
+        "GET", f"/orders/{order_id}", route="/orders/{order_id}", request_id=request[REQUEST_ID_KEY]
+    )
     if answer.status == 404:
         raise _not_found()
     if answer.status != 200:
@@ -123,7 +126,9 @@ async def list_orders(request: web.Request) -> web.Response:
     customer = _customer(request)
     params = {"customer_id": customer}
     params.update({name: request.query[name] for name in ("limit", "after") if name in request.query})
-    answer = await request.app[ORDERS].call("GET", "/orders", request_id=request[REQUEST_ID_KEY], params=params)
+    answer = await request.app[ORDERS].call(
+        "GET", "/orders", route="/orders", request_id=request[REQUEST_ID_KEY], params=params
+    )
     if answer.status != 200:
         return _relay_problem(answer)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from gateway.settings import WebSettings
 from shared.web import CleanupContext, Problem
+from shared.web.metrics import HTTP_CLIENT_DURATION, status_class
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,36 @@ class OrdersClient:
         method: str,
         path: str,
         *,
+        route: str,
         request_id: str,
         json_body: object = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> UpstreamAnswer:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            answer = await self._call(
+                method, path, request_id=request_id, json_body=json_body, params=params, headers=headers
+            )
+        except Problem as problem:
+            outcome = {504: "timeout", 503: "unavailable"}.get(problem.status, "error")
+            raise
+        else:
+            outcome = status_class(answer.status)
+            return answer
+        finally:
+            HTTP_CLIENT_DURATION.labels("orders", route, method, outcome).observe(time.perf_counter() - started)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str,
+        json_body: object,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
     ) -> UpstreamAnswer:
         try:
             async with self._session.request(

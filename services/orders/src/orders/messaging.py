@@ -7,16 +7,24 @@ from typing import cast
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
+from opentelemetry import trace
 
 from orders.keys import DB_POOL
-from orders.metrics import INBOX_DUPLICATES
-from orders.repository import mark_notified
+from orders.metrics import INBOX_DUPLICATES, ORDER_LATENCY
+from orders.repository import Notified, mark_notified
 from shared.events import EventError, NotificationSentV1, decode
 from shared.messaging import Handler, Unprocessable
 
 log = logging.getLogger(__name__)
 
 CONSUMED_EVENT = NotificationSentV1
+
+
+def _record_latency(notified: Notified) -> None:
+    span = trace.get_current_span().get_span_context()
+    # The exemplar links a point of the latency histogram to the trace of that very order.
+    exemplar = {"trace_id": trace.format_trace_id(span.trace_id)} if span.is_valid else None
+    ORDER_LATENCY.observe((notified.notified_at - notified.created_at).total_seconds(), exemplar=exemplar)
 
 
 def notification_handler(app: web.Application) -> Handler:
@@ -29,13 +37,15 @@ def notification_handler(app: web.Application) -> Handler:
             raise Unprocessable(str(exc)) from exc
         data = cast(NotificationSentV1, event.data)
         try:
-            first_time = await mark_notified(pool, event_id=event.id, event_type=event.type, order_id=data.order_id)
+            notified = await mark_notified(pool, event_id=event.id, event_type=event.type, order_id=data.order_id)
         except LookupError as exc:
             raise Unprocessable(str(exc)) from exc
-        if not first_time:
+        if notified is None:
             INBOX_DUPLICATES.labels(event.type).inc()
+        else:
+            _record_latency(notified)
         log.info(
-            "order notified" if first_time else "duplicate event ignored",
+            "order notified" if notified else "duplicate event ignored",
             extra={"order_id": str(data.order_id), "event_id": str(event.id)},
         )
 

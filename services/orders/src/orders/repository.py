@@ -163,10 +163,16 @@ async def list_orders(pool: Pool, customer_id: str, *, limit: int, after: tuple[
     )
 
 
-async def mark_notified(pool: Pool, *, event_id: UUID, event_type: str, order_id: UUID) -> bool:
+@dataclass(frozen=True)
+class Notified:
+    created_at: datetime
+    notified_at: datetime
+
+
+async def mark_notified(pool: Pool, *, event_id: UUID, event_type: str, order_id: UUID) -> Notified | None:
     """Record the event in the inbox and mark the order, in one transaction.
 
-    Returns False for an event already seen (a redelivery): nothing changes then.
+    Returns None for an event already seen (a redelivery): nothing changes then.
     Raises LookupError when the order does not exist.
     """
     async with pool.acquire() as connection, connection.transaction():
@@ -176,14 +182,14 @@ async def mark_notified(pool: Pool, *, event_id: UUID, event_type: str, order_id
             event_type,
         )
         if not first_time:
-            return False
-        updated = await connection.fetchval(
+            return None
+        updated = await connection.fetchrow(
             """
             UPDATE orders SET status = 'notified', notified_at = coalesce(notified_at, clock_timestamp())
-            WHERE id = $1 RETURNING id
+            WHERE id = $1 RETURNING created_at, notified_at
             """,
             order_id,
         )
         if updated is None:
             raise LookupError(f"no order {order_id}")
-    return True
+    return Notified(created_at=updated["created_at"], notified_at=updated["notified_at"])

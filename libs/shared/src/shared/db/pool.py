@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import Gauge
 
 from shared.db.settings import PostgresSettings
 from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
+
+# One pool per process, so the state is the only label.
+POOL_CONNECTIONS = Gauge("dozen_db_pool_connections", "Database pool connections: open, idle, in_use, max.", ["state"])
 
 # The stubs make Pool generic over its record type; at run time it is a plain class.
 if TYPE_CHECKING:
@@ -59,6 +63,10 @@ def postgres_pool(
         )
         app[key] = pool
         app[READINESS].add_check("postgres", lambda: pool.fetchval("SELECT 1"))
+        POOL_CONNECTIONS.labels("open").set_function(pool.get_size)
+        POOL_CONNECTIONS.labels("idle").set_function(pool.get_idle_size)
+        POOL_CONNECTIONS.labels("in_use").set_function(lambda: pool.get_size() - pool.get_idle_size())
+        POOL_CONNECTIONS.labels("max").set_function(pool.get_max_size)
         try:
             yield
         finally:

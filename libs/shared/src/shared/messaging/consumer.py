@@ -22,7 +22,7 @@ from typing import Any
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
-from shared.messaging.metrics import MESSAGE_HANDLING_SECONDS, MESSAGE_RETRIES, MESSAGES_HANDLED
+from shared.messaging.metrics import MESSAGE_FAILURES, MESSAGE_HANDLING_SECONDS, MESSAGE_RETRIES, MESSAGES_HANDLED
 from shared.messaging.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,12 @@ class Consumer:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._consumer_tag: str | None = None
+        # Series exist from the start, so dashboards show zero rather than nothing.
+        for outcome in _Outcome:
+            MESSAGES_HANDLED.labels(queue.name, outcome.value)
+        MESSAGE_RETRIES.labels(queue.name)
+        MESSAGE_FAILURES.labels(queue.name)
+        MESSAGE_HANDLING_SECONDS.labels(queue.name)
 
     @property
     def stopping(self) -> bool:
@@ -126,6 +132,7 @@ class Consumer:
             except Unprocessable as exc:
                 return _Outcome.DEAD, attempt, f"unprocessable: {exc}"
             except Exception as exc:
+                MESSAGE_FAILURES.labels(self._queue.name).inc()
                 failure = f"{type(exc).__name__}: {exc}"
                 if attempt >= self._retry.max_attempts:
                     log.error(

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
+import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
 from shared.messaging.connection import connect
 from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.metrics import QUEUE_MESSAGES
 from shared.messaging.retry import RetryPolicy
-from shared.messaging.topology import declare_consumer_queue
+from shared.messaging.topology import dead_letter_names, declare_consumer_queue
 from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
+
+# How often a consumer reports its queue's depth; well inside a 15 s scrape interval.
+DEPTH_SAMPLE_SECONDS = 5.0
+
+
+async def _sample_depths(connection: AbstractRobustConnection, queue_names: list[str]) -> None:
+    """Report how many messages wait in the consumer's queue and its dead-letter queue."""
+    while True:
+        try:
+            channel = await connection.channel()
+            try:
+                for name in queue_names:
+                    queue = await channel.declare_queue(name, passive=True)
+                    QUEUE_MESSAGES.labels(name).set(queue.declaration_result.message_count or 0)
+            finally:
+                await channel.close()
+        except aio_pika.exceptions.AMQPError as exc:
+            log.debug("queue depth not sampled", extra={"error": type(exc).__name__})
+        await asyncio.sleep(DEPTH_SAMPLE_SECONDS)
 
 
 def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str) -> CleanupContext:
@@ -72,9 +94,14 @@ def queue_consumer(
         )
         await consumer.start()
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})
+        sampler = asyncio.create_task(
+            _sample_depths(app[connection_key], [queue_name, *dead_letter_names(queue_name)[1:]])
+        )
         try:
             yield
         finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
             await consumer.stop(stop_timeout_seconds)
             log.info("stopped consuming", extra={"queue": queue_name})
 

@@ -7,6 +7,7 @@ exactly one of: confirmed (returns), nacked, unroutable, or not confirmed in tim
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
@@ -14,6 +15,8 @@ from typing import cast
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection, HeadersType
 from aio_pika.exceptions import DeliveryError, PublishError
+
+from shared.messaging.metrics import PUBLISH_CONFIRM_SECONDS, PUBLISH_FAILURES
 
 
 class PublishFailed(Exception):
@@ -40,6 +43,10 @@ class Publisher:
     def __init__(self, exchange: AbstractExchange, *, confirm_timeout_seconds: float) -> None:
         self._exchange = exchange
         self._timeout = confirm_timeout_seconds
+        # Series exist from the start, so dashboards show zero rather than nothing.
+        PUBLISH_CONFIRM_SECONDS.labels(exchange.name)
+        for reason in ("unroutable", "nacked", "timeout"):
+            PUBLISH_FAILURES.labels(exchange.name, reason)
 
     async def publish(
         self,
@@ -61,11 +68,16 @@ class Publisher:
             headers=cast(HeadersType, dict(headers or {})),
             timestamp=timestamp,
         )
+        started = time.perf_counter()
         try:
             await self._exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout)
         except PublishError as exc:
+            PUBLISH_FAILURES.labels(self._exchange.name, "unroutable").inc()
             raise Unroutable(f"no queue bound to {self._exchange.name!r} for {routing_key!r}") from exc
         except DeliveryError as exc:
+            PUBLISH_FAILURES.labels(self._exchange.name, "nacked").inc()
             raise Nacked(f"broker refused message {message_id} to {self._exchange.name!r}") from exc
         except TimeoutError as exc:
+            PUBLISH_FAILURES.labels(self._exchange.name, "timeout").inc()
             raise ConfirmTimeout(f"no confirm for message {message_id} within {self._timeout:g} s") from exc
+        PUBLISH_CONFIRM_SECONDS.labels(self._exchange.name).observe(time.perf_counter() - started)

@@ -10,6 +10,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from shared.config import ServiceSettings
 from shared.web.access_log import remember_span_middleware
+from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
 
@@ -37,10 +38,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources."""
-    app = web.Application(middlewares=[problem_middleware, remember_span_middleware], client_max_size=max_body_bytes)
+    app = web.Application(
+        middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
+        client_max_size=max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", make_aiohttp_handler())
+    app.cleanup_ctx.append(event_loop_lag)
+    record_build(settings.service_name, settings.release_id)
     return app
