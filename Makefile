@@ -36,8 +36,8 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 		echo "mypy --strict $$member"; \
 		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
-	@echo "mypy --strict tests tools"
-	uv run --locked mypy tests tools
+	@echo "mypy --strict tests tools deploy"
+	uv run --locked mypy tests tools deploy/grafana
 
 .PHONY: test
 test: ## Every member's tests, each synced alone from the lockfile, then end-to-end (needs TEST_* URLs or Docker)
@@ -74,6 +74,14 @@ smoke: .env ## With `make dev` running: place an order through the gateway and w
 .PHONY: bench-orders
 bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH_ or TEST_DATABASE_URL)
 	uv run --locked python services/orders/benchmarks/accept_orders.py $(BENCH_ARGS)
+
+.PHONY: bench-telemetry
+bench-telemetry: ## Orders/s of one `orders web` with tracing on (100% sampled, exported) and off, in one run
+	cd services/orders/benchmarks && uv run --locked python telemetry_overhead.py $(BENCH_ARGS)
+
+.PHONY: dashboards
+dashboards: ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from their code
+	uv run --locked python deploy/grafana/dashboards.py
 
 .PHONY: contracts
 contracts: ## Regenerate the committed JSON schemas of the event contracts

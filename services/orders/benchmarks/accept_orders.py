@@ -31,7 +31,9 @@ ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
 BODY = {"customer_id": "bench", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": 999}]}
 
 
-async def run(server_url: str, orders: int, concurrency: int, pool_size: int) -> dict[str, float]:
+async def run(
+    server_url: str, orders: int, concurrency: int, pool_size: int, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -43,6 +45,7 @@ async def run(server_url: str, orders: int, concurrency: int, pool_size: int) ->
         # Access logs at INFO would measure the logging as much as the service.
         "ORDERS_LOG_LEVEL": "WARNING",
         "ORDERS_DB_POOL_MAX_SIZE": str(pool_size),
+        **(extra_env or {}),
     }
     try:
         migrate = ServiceProcess([ORDERS_SCRIPT, "migrate"], env=env)

@@ -29,6 +29,7 @@ def _record_latency(notified: Notified) -> None:
 
 def notification_handler(app: web.Application) -> Handler:
     pool = app[DB_POOL]
+    INBOX_DUPLICATES.labels(CONSUMED_EVENT.event_type)  # a zero series from the start
 
     async def handle(message: AbstractIncomingMessage) -> None:
         try:

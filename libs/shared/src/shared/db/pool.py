@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client import Gauge
 
 from shared.db.settings import PostgresSettings
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 else:
     Pool = asyncpg.Pool
     PoolConnection = asyncpg.pool.PoolConnectionProxy
+
+
+async def _reset_untraced(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """asyncpg's own reset on release, kept out of traces: it belongs to no request, and
+    traced it would start a stray trace of its own after every one."""
+    with suppress_instrumentation():
+        reset_query = connection.get_reset_query()
+        if reset_query:
+            await connection.execute(reset_query)
 
 
 async def close_pool(pool: Pool, timeout_seconds: float) -> None:
@@ -60,6 +70,7 @@ def postgres_pool(
             command_timeout=command_timeout_seconds,
             # asyncpg waits 60 s by default; a client should hear "unavailable" long before.
             timeout=connect_timeout_seconds,
+            reset=_reset_untraced,
         )
         app[key] = pool
         app[READINESS].add_check("postgres", lambda: pool.fetchval("SELECT 1"))

@@ -1,0 +1,145 @@
+"""Every dashboard panel shows data: a real Prometheus scrapes a real Dozen under traffic,
+then each panel's PromQL is run against it and must return at least one series."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+
+from shared.testing import ServiceProcess, eventually, free_port
+from shared.testing.smtp import SmtpSink
+
+from .stack import Stack, running_stack
+
+if TYPE_CHECKING:
+    from shared.testing.plugin import AmqpNames, NewDatabase
+
+DASHBOARDS = Path(__file__).parents[1] / "deploy" / "grafana" / "dashboards"
+# Grafana fills this in from the scrape interval; a fixed window does here (scrapes every second).
+RATE_WINDOW = "30s"
+BODY = {"currency": "EUR", "items": [{"sku": "DASH-1", "quantity": 1, "unit_price_cents": 500}]}
+
+
+def panel_queries() -> dict[str, str]:
+    queries = {}
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                key = f"{dashboard['title']} / {panel['title']} / {target['refId']}"
+                queries[key] = target["expr"].replace("$__rate_interval", RATE_WINDOW)
+    return queries
+
+
+@pytest.fixture
+async def stack(
+    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        orders_database_url=await new_database(),
+        notifier_database_url=await new_database(),
+        amqp_url=amqp_url,
+        names=amqp_names,
+        smtp=smtp_sink,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def prometheus(stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("no prometheus on PATH: install Debian's prometheus package (.ci/run does)", pytrace=False)
+    jobs = {
+        "gateway": "gateway",
+        "orders-web": "orders-web",
+        "orders-relay": "orders-relay",
+        "orders-worker": "orders-worker",
+        "notifier": "notifier",
+    }
+    scrape_configs = [
+        {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[process]}"]}]}
+        for job, process in jobs.items()
+    ]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs}))
+    port = free_port()
+    process = ServiceProcess(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
+        ],
+        env={},
+    )
+    await process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{url}/-/ready") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(ready, timeout_seconds=30, description="prometheus ready")
+        yield url
+    finally:
+        await process.stop()
+
+
+async def drive_traffic(stack: Stack, http: aiohttp.ClientSession) -> None:
+    tokens = [await stack.token(f"dash-{number}") for number in range(3)]
+    for number in range(30):
+        headers = {"Authorization": f"Bearer {tokens[number % 3]}", "Idempotency-Key": str(uuid.uuid4())}
+        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+            assert response.status == 201
+            order = await response.json()
+        async with http.get(f"{stack.gateway_url}/api/v1/orders/{order['id']}", headers=headers) as response:
+            assert response.status == 200
+    async with http.get(
+        f"{stack.gateway_url}/api/v1/orders", headers={"Authorization": f"Bearer {tokens[0]}"}
+    ) as listing:
+        assert listing.status == 200
+
+
+async def series(http: aiohttp.ClientSession, prometheus: str, query: str) -> list[Any]:
+    async with http.get(f"{prometheus}/api/v1/query", params={"query": query}) as response:
+        answer = await response.json()
+    assert answer["status"] == "success", f"{query}: {answer}"
+    return list(answer["data"]["result"])
+
+
+async def test_every_panel_of_every_dashboard_returns_series(stack: Stack, prometheus: str) -> None:
+    queries = panel_queries()
+    assert len(queries) >= 20, "the dashboards lost panels"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        await drive_traffic(stack, http)
+        empty: list[str] = []
+
+        async def all_answered() -> bool:
+            empty[:] = [name for name, query in queries.items() if not await series(http, prometheus, query)]
+            return not empty
+
+        try:
+            await eventually(all_answered, timeout_seconds=90, interval_seconds=1, description="every panel")
+        except AssertionError:
+            pytest.fail(f"panels without series: {empty}", pytrace=False)
+
+        async with http.get(
+            f"{prometheus}/api/v1/query_exemplars", params={"query": "dozen_order_accepted_to_notified_seconds_bucket"}
+        ) as response:
+            exemplars = (await response.json())["data"]
+        assert exemplars, "Prometheus stored no exemplar for the accepted -> notified latency"
+        assert "trace_id" in exemplars[0]["exemplars"][0]["labels"]
