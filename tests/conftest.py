@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
 import pytest
+
+from shared.testing.smtp import SmtpSink
+
+from .stack import Stack, running_stack
+
+if TYPE_CHECKING:
+    # Imported by pytest through pytest_plugins below; importing it first would stop
+    # pytest from rewriting its assertions.
+    from shared.testing.plugin import AmqpNames, NewDatabase
 
 pytest_plugins = ["shared.testing.plugin"]
 
@@ -15,3 +27,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("measured")
         for line in FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def telemetry_env() -> dict[str, str]:
+    """OTEL_* variables for every process; none by default (tracing on, nothing exported)."""
+    return {}
+
+
+@pytest.fixture
+async def stack(
+    new_database: NewDatabase,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    smtp_sink: SmtpSink,
+    telemetry_env: dict[str, str],
+) -> AsyncIterator[Stack]:
+    """Every Dozen process, running, on databases, exchanges and an SMTP server of this test's own."""
+    async with running_stack(
+        orders_database_url=await new_database(),
+        notifier_database_url=await new_database(),
+        amqp_url=amqp_url,
+        names=amqp_names,
+        smtp=smtp_sink,
+        telemetry_env=telemetry_env,
+    ) as running:
+        yield running

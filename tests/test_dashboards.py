@@ -14,12 +14,11 @@ import aiohttp
 import pytest
 
 from shared.testing import ServiceProcess, eventually, free_port
-from shared.testing.smtp import SmtpSink
 
-from .stack import Stack, running_stack
+from .stack import Stack
 
 if TYPE_CHECKING:
-    from shared.testing.plugin import AmqpNames, NewDatabase
+    pass
 
 DASHBOARDS = Path(__file__).parents[1] / "deploy" / "grafana" / "dashboards"
 # Grafana fills this in from the scrape interval; a fixed window does here (scrapes every second).
@@ -36,20 +35,6 @@ def panel_queries() -> dict[str, str]:
                 key = f"{dashboard['title']} / {panel['title']} / {target['refId']}"
                 queries[key] = target["expr"].replace("$__rate_interval", RATE_WINDOW)
     return queries
-
-
-@pytest.fixture
-async def stack(
-    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink
-) -> AsyncIterator[Stack]:
-    async with running_stack(
-        orders_database_url=await new_database(),
-        notifier_database_url=await new_database(),
-        amqp_url=amqp_url,
-        names=amqp_names,
-        smtp=smtp_sink,
-    ) as running:
-        yield running
 
 
 @pytest.fixture

@@ -16,31 +16,16 @@ import asyncpg
 import pytest
 
 from shared.testing import eventually
-from shared.testing.smtp import SmtpSink
 
 from .conftest import FIGURES
-from .stack import Stack, running_stack
+from .stack import Stack
 
 if TYPE_CHECKING:
-    from shared.testing.plugin import AmqpNames, NewDatabase
+    pass
 
 ORDERS = 200
 CUSTOMERS = 10
 BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
-
-
-@pytest.fixture
-async def stack(
-    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink
-) -> AsyncIterator[Stack]:
-    async with running_stack(
-        orders_database_url=await new_database(),
-        notifier_database_url=await new_database(),
-        amqp_url=amqp_url,
-        names=amqp_names,
-        smtp=smtp_sink,
-    ) as running:
-        yield running
 
 
 @pytest.fixture

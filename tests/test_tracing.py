@@ -13,12 +13,11 @@ import pytest
 
 from shared.testing import eventually
 from shared.testing.otlp import OtlpReceiver, ReceivedSpan
-from shared.testing.smtp import SmtpSink
 
-from .stack import Stack, running_stack
+from .stack import Stack
 
 if TYPE_CHECKING:
-    from shared.testing.plugin import AmqpNames, NewDatabase
+    pass
 
 BODY = {"currency": "EUR", "items": [{"sku": "TRACE-1", "quantity": 1, "unit_price_cents": 100}]}
 # (service, span kind, part of the name) of every hop the trace must contain.
@@ -44,25 +43,14 @@ async def receiver() -> AsyncIterator[OtlpReceiver]:
 
 
 @pytest.fixture
-async def stack(
-    new_database: NewDatabase, amqp_url: str, amqp_names: AmqpNames, smtp_sink: SmtpSink, receiver: OtlpReceiver
-) -> AsyncIterator[Stack]:
-    telemetry = {
+def telemetry_env(receiver: OtlpReceiver) -> dict[str, str]:
+    return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",
         # Export within a fraction of a second rather than the default five.
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    async with running_stack(
-        orders_database_url=await new_database(),
-        notifier_database_url=await new_database(),
-        amqp_url=amqp_url,
-        names=amqp_names,
-        smtp=smtp_sink,
-        telemetry_env=telemetry,
-    ) as running:
-        yield running
 
 
 def child_of(

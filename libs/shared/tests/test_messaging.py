@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -31,10 +30,8 @@ from .messaging_support import ROUTING_KEY, Topology, publisher, ready_messages,
 
 
 @pytest.fixture
-async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
+def connection(amqp: AbstractRobustConnection) -> AbstractRobustConnection:
+    return amqp
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from shared.db import apply_migrations, discover
 
@@ -24,13 +21,6 @@ pytest_plugins = ["shared.testing.plugin"]
 async def notifier_database_url(database_url: str) -> str:
     await apply_migrations(database_url, discover(files("notifier") / "migrations"))
     return database_url
-
-
-@pytest.fixture
-async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from shared.db import apply_migrations, discover
 
@@ -30,10 +27,3 @@ async def orders_database_url(database_url: str) -> str:
 @pytest.fixture
 def names(amqp_names: AmqpNames) -> Names:
     return Names(amqp_names)
-
-
-@pytest.fixture
-async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()

@@ -17,6 +17,7 @@ import aio_pika
 import asyncpg
 import pytest
 import pytest_asyncio
+from aio_pika.abc import AbstractRobustConnection
 
 from shared.messaging.topology import dead_letter_names
 from shared.testing import backing_services
@@ -125,6 +126,14 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+@pytest_asyncio.fixture
+async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    """A robust connection to the test broker for this test."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    yield connection
+    await connection.close()
 
 
 @pytest_asyncio.fixture
