@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,10 +22,6 @@ class ServiceProcess:
         self._readers: list[asyncio.Task[None]] = []
         self.lines: list[str] = []
         self.stderr_lines: list[str] = []
-
-    @classmethod
-    def python_module(cls, module: str, *args: str, env: Mapping[str, str]) -> ServiceProcess:
-        return cls([sys.executable, "-m", module, *args], env=env)
 
     @property
     def records(self) -> list[dict[str, Any]]:

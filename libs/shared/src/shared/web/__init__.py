@@ -1,6 +1,6 @@
 """The HTTP surface every Dozen process shares: health, readiness, metrics, errors, lifecycle."""
 
-from shared.web.app import READINESS, SETTINGS, CleanupContext, create_base_app
+from shared.web.app import READINESS, CleanupContext, create_base_app
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from shared.web.readiness import Readiness
 from shared.web.runner import run, serve
@@ -9,7 +9,6 @@ from shared.web.validation import field_errors, json_body, unprocessable
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "READINESS",
-    "SETTINGS",
     "CleanupContext",
     "Problem",
     "Readiness",

@@ -18,7 +18,6 @@ from shared.web.readiness import Readiness
 CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
 
 READINESS = web.AppKey("readiness", Readiness)
-SETTINGS = web.AppKey("settings", ServiceSettings)
 
 # Large enough for any order Dozen accepts; anything bigger is refused with 413.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -42,7 +41,6 @@ def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_
         middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
         client_max_size=max_body_bytes,
     )
-    app[SETTINGS] = settings
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
