@@ -81,6 +81,8 @@ class OrdersStandIn:
             await asyncio.sleep(30)  # far past the gateway's timeout: it must give up, not wait
         if self.failure == "garbage":
             return web.Response(status=200, text="<html>oops</html>")
+        if self.failure == "wrong-shape":
+            return web.json_response(["not", "an", "order"], status=201)
         return None
 
     async def create(self, request: web.Request) -> web.Response:

@@ -203,7 +203,7 @@ async def test_bad_credentials_are_401_with_a_bearer_challenge(
 
 @pytest.mark.parametrize(
     ("failure", "status"),
-    [("crash", 502), ("unavailable", 503), ("slow", 504), ("garbage", 502)],
+    [("crash", 502), ("unavailable", 503), ("slow", 504), ("garbage", 502), ("wrong-shape", 502)],
 )
 async def test_upstream_failures_become_problems_without_internals(
     client: Client, orders: tuple[OrdersStandIn, str], failure: str, status: int

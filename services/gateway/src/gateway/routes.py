@@ -70,11 +70,14 @@ def _relay_problem(answer: UpstreamAnswer) -> web.Response:
     )
 
 
-def _order_response(payload: Any, *, status: int, headers: dict[str, str] | None = None) -> web.Response:
+def _upstream_order(payload: Any) -> Order:
     try:
-        order = Order.model_validate(payload)
+        return Order.model_validate(payload)
     except ValidationError:
         raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
+
+
+def _order_response(order: Order, *, status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(text=order.model_dump_json(), status=status, headers=headers)
 
 
@@ -95,10 +98,11 @@ async def place_order(request: web.Request) -> web.Response:
     )
     if answer.status != 201:
         return _relay_problem(answer)
-    headers = {"Location": f"/api/v1/orders/{answer.body.get('id')}"}
+    placed = _upstream_order(answer.body)
+    headers = {"Location": f"/api/v1/orders/{placed.id}"}
     if answer.headers.get(REPLAYED):
         headers[REPLAYED] = answer.headers[REPLAYED]
-    return _order_response(answer.body, status=201, headers=headers)
+    return _order_response(placed, status=201, headers=headers)
 
 
 @routes.get("/api/v1/orders/{order_id}")
@@ -115,10 +119,11 @@ async def read_order(request: web.Request) -> web.Response:
         raise _not_found()
     if answer.status != 200:
         return _relay_problem(answer)
+    order = _upstream_order(answer.body)
     # Another customer's order is answered exactly like one that does not exist.
-    if not isinstance(answer.body, dict) or answer.body.get("customer_id") != customer:
+    if order.customer_id != customer:
         raise _not_found()
-    return _order_response(answer.body, status=200)
+    return _order_response(order, status=200)
 
 
 @routes.get("/api/v1/orders")
