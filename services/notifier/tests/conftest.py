@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import pytest
 
-from shared.db import apply_migrations, discover
+from shared.db import migrate_package
 
 from .support import Names
 
@@ -19,7 +18,7 @@ pytest_plugins = ["shared.testing.plugin"]
 
 @pytest.fixture
 async def notifier_database_url(database_url: str) -> str:
-    await apply_migrations(database_url, discover(files("notifier") / "migrations"))
+    await migrate_package(database_url, "notifier")
     return database_url
 
 

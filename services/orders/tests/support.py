@@ -14,6 +14,7 @@ from orders.repository import place_order
 from shared.db import Pool
 from shared.events import OrderCreatedV1
 from shared.messaging import declare_event_exchange
+from shared.testing import fetchval
 
 ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
 
@@ -43,6 +44,11 @@ async def bind_probe_queue(connection: AbstractRobustConnection, names: Names) -
     queue = await channel.declare_queue(names.probe_queue, durable=True)
     await queue.bind(exchange, OrderCreatedV1.event_type)
     return queue
+
+
+async def every_row_marked(database_url: str) -> bool:
+    """Whether the relay has marked every outbox row published."""
+    return bool(await fetchval(database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
 
 
 async def place_orders(pool: Pool, count: int, customer_id: str = "alice") -> None:

@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.testing import ServiceProcess, eventually, fetchval, free_port, wait_until_ready
 
-from .support import ORDERS_SCRIPT, Names, bind_probe_queue, place_orders
+from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, place_orders
 
 
 def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
@@ -103,7 +103,7 @@ async def test_relay_killed_mid_batch_publishes_at_least_once_after_restart(
     await second.start()
     try:
         await eventually(
-            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: every_row_marked(orders_database_url),
             timeout_seconds=60,
             description="every row marked",
         )

@@ -18,7 +18,7 @@ from orders.settings import RelaySettings
 from shared.db import Pool
 from shared.testing import drain, eventually, fetchval
 
-from .support import Names, bind_probe_queue, place_orders
+from .support import Names, bind_probe_queue, every_row_marked, place_orders
 
 
 def relay_settings(database_url: str, amqp_url: str, names: Names, **overrides: object) -> RelaySettings:
@@ -68,7 +68,7 @@ async def test_relay_publishes_every_row_exactly_once_and_marks_it(
         await relay_running(stack, relay_settings(orders_database_url, amqp_url, names))
         received = await collect(probe, 60)
         await eventually(
-            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: every_row_marked(orders_database_url),
             description="every row marked",
         )
 
@@ -109,7 +109,7 @@ async def test_two_relays_side_by_side_never_publish_a_row_twice(
         await relay_running(stack, settings)
         received = await collect(probe, 400)
         await eventually(
-            lambda: fetchval(orders_database_url, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+            lambda: every_row_marked(orders_database_url),
             description="every row marked",
         )
 

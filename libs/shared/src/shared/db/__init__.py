@@ -1,6 +1,6 @@
 """PostgreSQL access: a pool per process and the one-off migration runner."""
 
-from shared.db.command import ensure_database, migrate
+from shared.db.command import ensure_database, migrate, migrate_package
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
 from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
 from shared.db.settings import PostgresSettings
@@ -18,6 +18,7 @@ __all__ = [
     "discover",
     "ensure_database",
     "migrate",
+    "migrate_package",
     "pool_for",
     "postgres_pool",
 ]

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shared.db.migrations import apply_migrations, discover
+from shared.db.migrations import Migration, apply_migrations, discover
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,18 @@ async def ensure_database(url: str) -> bool:
         await admin.close()
 
 
+async def migrate_package(url: str, package: str) -> list[Migration]:
+    """Apply the ``migrations`` folder shipped inside ``package``; what this run applied."""
+    return await apply_migrations(url, discover(files(package) / "migrations"))
+
+
 def migrate(url: str, package: str, *, create_database: bool = False) -> None:
     """Apply ``package``'s migrations folder to ``url``; exit 1 with the reason logged on failure."""
 
     async def run() -> list[str]:
         if create_database and await ensure_database(url):
             log.info("database created")
-        applied = await apply_migrations(url, discover(files(package) / "migrations"))
+        applied = await migrate_package(url, package)
         return [f"{migration.version:04d}_{migration.name}" for migration in applied]
 
     try:
