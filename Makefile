@@ -10,6 +10,10 @@ MEMBERS := $(patsubst %/pyproject.toml,%,$(wildcard libs/*/pyproject.toml servic
 MEMBER_VENVS := $(CURDIR)/.venvs
 # The interpreter comes from the machine (.python-version); uv never downloads one behind our back.
 export UV_PYTHON_DOWNLOADS ?= never
+# Images name the commit they are built from (factor V): build_info and every log line show it.
+export RELEASE_ID ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
+export GIT_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+COMPOSE ?= docker compose
 
 .PHONY: help
 help: ## List the targets
@@ -36,8 +40,8 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 		echo "mypy --strict $$member"; \
 		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
-	@echo "mypy --strict tests tools deploy"
-	uv run --locked mypy tests tools deploy/grafana
+	@echo "mypy --strict tests tools deploy load-tests"
+	uv run --locked mypy tests tools deploy/grafana load-tests
 
 .PHONY: test
 test: ## Every member's tests, each synced alone from the lockfile, then end-to-end (needs TEST_* URLs or Docker)
@@ -86,6 +90,40 @@ dashboards: ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.js
 .PHONY: contracts
 contracts: ## Regenerate the committed JSON schemas of the event contracts
 	uv run --locked python -m shared.events.schemas libs/shared/tests/contracts
+
+.PHONY: images
+images: .env ## Build every image (three services, locust) through docker-compose.yml as dozen/<name>:<DOZEN_TAG>
+	$(COMPOSE) --profile '*' build
+
+.PHONY: up
+up: .env images ## The whole demo in Docker: core + the profiles in .env (observability); waits until healthy
+	$(COMPOSE) up --detach --wait
+	@$(MAKE) urls
+
+.PHONY: urls
+urls: .env ## Where the demo started by `make up` answers
+	@set -a && . ./.env && set +a && \
+	echo "gateway (API)   http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/api/openapi.json" && \
+	echo "Mailpit         http://127.0.0.1:$${MAILPIT_UI_PORT}" && \
+	echo "RabbitMQ        http://127.0.0.1:$${RABBITMQ_UI_PORT}  ($${RABBITMQ_USER} / see .env)" && \
+	echo "Grafana         http://127.0.0.1:$${GRAFANA_PORT}  (profile observability)" && \
+	echo "Jaeger          http://127.0.0.1:$${JAEGER_UI_PORT}  (profile observability)" && \
+	echo "Prometheus      http://127.0.0.1:$${PROMETHEUS_PORT}  (profile observability)" && \
+	echo "locust          http://127.0.0.1:$${LOCUST_PORT}  (profile load: make up COMPOSE_PROFILES=observability,load)"
+
+.PHONY: smoke-compose
+smoke-compose: .env ## With `make up` running: 30 orders through the gateway, all notified, all emails in Mailpit
+	@set -a && . ./.env && set +a && uv run --no-sync python tools/smoke.py --orders 30 --customers 3 \
+		--gateway "http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}" --mailpit "http://127.0.0.1:$${MAILPIT_UI_PORT}" \
+		--issue-token "$(COMPOSE) run --rm -T --no-deps gateway issue-token"
+
+.PHONY: down
+down: ## Stop the demo; its data volumes stay (make down-volumes removes them)
+	$(COMPOSE) --profile '*' down
+
+.PHONY: down-volumes
+down-volumes: ## Stop the demo and delete its databases, queues, metrics and logs
+	$(COMPOSE) --profile '*' down --volumes
 
 .PHONY: backing-services
 backing-services: ## Start PostgreSQL and RabbitMQ in Docker for local development and tests
