@@ -41,6 +41,7 @@ def test_committed_dashboards_are_generated_from_code() -> None:
     "path",
     [
         "otel-collector/config.yaml",
+        "loki/config.yaml",
         "grafana/provisioning/datasources/datasources.yaml",
         "grafana/provisioning/dashboards/dashboards.yaml",
     ],
@@ -60,3 +61,25 @@ def test_datasources_link_metrics_traces_and_logs_by_fixed_uid() -> None:
     assert sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "jaeger"
     assert sources["jaeger"]["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert sources["loki"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "jaeger"
+
+
+def test_collector_pipelines_use_only_declared_components_and_export_to_compose_services() -> None:
+    # No collector binary runs here (its image is not in Debian): its config is checked statically.
+    config = yaml.safe_load((DEPLOY / "otel-collector" / "config.yaml").read_text())
+    for name, pipeline in config["service"]["pipelines"].items():
+        for kind in ("receivers", "processors", "exporters"):
+            undeclared = set(pipeline.get(kind, [])) - set(config[kind])
+            assert not undeclared, f"pipeline {name}: undeclared {kind} {sorted(undeclared)}"
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    for exporter in config["exporters"].values():
+        host = exporter["endpoint"].split("://")[-1].split(":")[0]
+        assert host in compose["services"], f"the collector exports to {host}, which compose does not run"
+
+
+def test_every_file_compose_mounts_exists() -> None:
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY.parent / source).exists(), f"{name} mounts {source}, which does not exist"
