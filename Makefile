@@ -83,6 +83,13 @@ bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH
 bench-telemetry: ## Orders/s of one `orders web` with tracing on (100% sampled, exported) and off, in one run
 	cd services/orders/benchmarks && uv run --locked python telemetry_overhead.py $(BENCH_ARGS)
 
+.PHONY: load
+load: .env ## Headless locust against LOCUST_HOST (default: make dev's gateway); reports/load/; exits 1 past thresholds
+	@mkdir -p reports/load
+	@set -a && . ./.env && set +a && cd load-tests && LOAD_JWT_SECRET="$${LOAD_JWT_SECRET:-$$GATEWAY_JWT_SECRET}" \
+		uv run --no-sync locust --headless --config locust.conf --only-summary \
+		--csv ../reports/load/dozen --html ../reports/load/dozen.html $(LOAD_ARGS)
+
 .PHONY: dashboards
 dashboards: ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from their code
 	uv run --locked python deploy/grafana/dashboards.py
