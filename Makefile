@@ -40,8 +40,8 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 		echo "mypy --strict $$member"; \
 		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
-	@echo "mypy --strict tests tools deploy load-tests"
-	uv run --locked mypy tests tools deploy/grafana load-tests
+	@echo "mypy --strict tests tools deploy load-tests benchmarks"
+	uv run --locked mypy tests tools deploy/grafana load-tests benchmarks
 
 .PHONY: test
 test: ## Every member's tests, each synced alone from the lockfile, then end-to-end (needs TEST_* URLs or Docker)
@@ -74,6 +74,10 @@ dev: .env ## Run every process (Procfile, honcho) on this machine's PostgreSQL a
 .PHONY: smoke
 smoke: .env ## With `make dev` running: place an order through the gateway and wait until it is notified
 	uv run --no-sync --env-file .env python tools/smoke.py
+
+.PHONY: bench
+bench: ## Raw limits, then the whole pipeline stepped up, telemetry on and off; table + reports/bench/*.json
+	uv run --locked python -m benchmarks $(BENCH_ARGS)
 
 .PHONY: bench-orders
 bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH_ or TEST_DATABASE_URL)

@@ -64,6 +64,11 @@ class ServiceProcess:
         self._process.send_signal(signum)
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.returncode
 

@@ -1,0 +1,109 @@
+"""`make bench`: one command, one run, everything on loopback.
+
+1. Raw limits of the parts: aiohttp JSON hello; PostgreSQL order+outbox transactions through
+   asyncpg; RabbitMQ persistent publish-with-confirm and consume-ack through aio-pika.
+2. The whole pipeline under an open-loop arrival rate stepped upward (telemetry on: every
+   trace sampled and exported over OTLP/HTTP to a sink that does not decode).
+3. The same with OTEL_SDK_DISABLED=true.
+Prints a table, writes JSON (reports/bench/), ends with the ratios. Reports; asserts nothing.
+
+Needs BENCH_DATABASE_URL and BENCH_AMQP_URL (or the TEST_* ones): servers it may create
+databases, exchanges and queues on; everything it creates is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shared.testing.plugin import with_database
+
+from . import pipeline, raw, report
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="100,200,300,400,500,600", help="orders/s of each step")
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--modes", default="on,off", help="telemetry modes to run, in order")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--log-level", default="INFO", help="of every Dozen process (INFO: as deployed)")
+    parser.add_argument("--output", type=Path, default=Path("reports/bench"))
+    return parser.parse_args()
+
+
+def server_urls() -> tuple[str, str]:
+    database = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    amqp = os.environ.get("BENCH_AMQP_URL") or os.environ.get("TEST_AMQP_URL")
+    if not database or not amqp:
+        raise SystemExit("make bench: set BENCH_DATABASE_URL and BENCH_AMQP_URL (or TEST_DATABASE_URL/TEST_AMQP_URL)")
+    return database, amqp
+
+
+async def raw_limits(server_url: str, amqp_url: str, seconds: float) -> dict[str, Any]:
+    print("raw limits ...", flush=True)
+    database = f"bench_{uuid.uuid4().hex[:8]}_raw"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        return {
+            "http_hello": await raw.http_hello(seconds=seconds, concurrency=32),
+            "postgres_orders": await raw.postgres_orders(
+                with_database(server_url, database), seconds=seconds, concurrency=16
+            ),
+            "rabbitmq": await raw.rabbitmq_messages(amqp_url, seconds=seconds, concurrency=64),
+        }
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main() -> None:
+    args = parse_args()
+    server_url, amqp_url = server_urls()
+    rates = [float(rate) for rate in args.rates.split(",")]
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "settings": {"rates": rates, "step_seconds": args.step_seconds, "log_level": args.log_level},
+        "raw": {} if args.skip_raw else await raw_limits(server_url, amqp_url, args.raw_seconds),
+        "pipeline": {},
+    }
+    for mode in args.modes.split(","):
+        print(f"pipeline, telemetry {mode} ...", flush=True)
+        results["pipeline"][mode] = await pipeline.stepped(
+            server_url,
+            amqp_url,
+            rates=rates,
+            step_seconds=args.step_seconds,
+            telemetry=mode == "on",
+            log_level=args.log_level,
+        )
+    results["ratios"] = report.ratios(results["raw"], results["pipeline"])
+
+    print()
+    if results["raw"]:
+        print(report.raw_lines(results["raw"]))
+    for mode, steps in results["pipeline"].items():
+        print()
+        print(report.table(f"pipeline, telemetry {mode} (latencies in ms)", steps))
+    print()
+    print("ratios", json.dumps(results["ratios"], indent=2))
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"bench-{results['when'].replace(':', '')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten: {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
