@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from notifier.keys import AMQP, DB_POOL, EVENTS, SETTINGS
+from notifier.keys import AMQP, DB_POOL, EVENTS, MAILER, SETTINGS
+from notifier.mail import Mailer
 from notifier.messaging import CONSUMED_EVENT, order_created_handler
 from notifier.settings import WorkerSettings
 from shared.db import pool_for
@@ -34,6 +35,20 @@ async def events_publisher(app: web.Application) -> AsyncIterator[None]:
         await channel.close()
 
 
+@asynccontextmanager
+async def smtp_mailer(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[MAILER] = mailer = Mailer(
+        settings.smtp_url.get_secret_value(),
+        timeout_seconds=settings.smtp_timeout_seconds,
+        connections=settings.smtp_connections,
+    )
+    try:
+        yield
+    finally:
+        await mailer.close()
+
+
 def create_worker_app(settings: WorkerSettings) -> web.Application:
     app = create_base_app(settings)
     app[SETTINGS] = settings
@@ -41,6 +56,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
     app.cleanup_ctx.append(pool_for(DB_POOL, settings))
     app.cleanup_ctx.append(amqp_connection(AMQP, settings.amqp_url.get_secret_value(), connection_name="notifier"))
     app.cleanup_ctx.append(events_publisher)
+    app.cleanup_ctx.append(smtp_mailer)
     app.cleanup_ctx.append(
         queue_consumer(
             AMQP,

@@ -3,6 +3,7 @@
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from notifier.mail import Mailer
 from notifier.settings import WorkerSettings
 from shared.db import Pool
 from shared.messaging import Publisher
@@ -11,3 +12,4 @@ DB_POOL = web.AppKey("db_pool", Pool)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 SETTINGS = web.AppKey("worker_settings", WorkerSettings)
 EVENTS = web.AppKey("events_publisher", Publisher)
+MAILER = web.AppKey("mailer", Mailer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -66,9 +67,15 @@ def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> 
 
 
 class Mailer:
-    """Sends over SMTP to the server named by a URL: smtp://[user:password@]host:port, or smtps://."""
+    """Sends over SMTP to the server named by a URL: smtp://[user:password@]host:port, or smtps://.
 
-    def __init__(self, url: str, *, timeout_seconds: float) -> None:
+    Keeps up to ``connections`` SMTP sessions open and reuses them: a new TCP connection,
+    greeting and EHLO per email cost more CPU than the email itself. A session the server
+    has since closed is replaced once, transparently; after any other failure the session
+    is dropped, so the next email starts from a clean connection.
+    """
+
+    def __init__(self, url: str, *, timeout_seconds: float, connections: int = 4) -> None:
         parts = urlsplit(url)
         self._hostname = parts.hostname or "localhost"
         self._implicit_tls = parts.scheme == "smtps"
@@ -76,6 +83,8 @@ class Mailer:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout_seconds
+        self._sessions = asyncio.Semaphore(connections)
+        self._idle: list[aiosmtplib.SMTP] = []
 
     async def send(self, message: EmailMessage) -> None:
         with _tracer.start_as_current_span(
@@ -87,26 +96,60 @@ class Mailer:
                 "email.message_id": str(message["Message-ID"]),
             },
         ):
-            await self._send(message)
+            try:
+                await self._send(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                if all(refusal.code >= 500 for refusal in exc.recipients):
+                    raise PermanentSmtpFailure(f"SMTP refused every recipient: {exc.recipients[0].message}") from exc
+                raise
+            except aiosmtplib.SMTPResponseException as exc:
+                if exc.code >= 500:
+                    raise PermanentSmtpFailure(f"SMTP {exc.code}: {exc.message}") from exc
+                raise
+
+    async def close(self) -> None:
+        """Say goodbye on every idle session (at shutdown)."""
+        idle, self._idle = self._idle, []
+        for session in idle:
+            try:
+                await session.quit()
+            except aiosmtplib.SMTPException:
+                session.close()
 
     async def _send(self, message: EmailMessage) -> None:
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=self._hostname,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                use_tls=self._implicit_tls,
-                # smtps:// is TLS from the first byte; plain smtp:// is for sinks on a private network.
-                start_tls=False,
-                timeout=self._timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            if all(refusal.code >= 500 for refusal in exc.recipients):
-                raise PermanentSmtpFailure(f"SMTP refused every recipient: {exc.recipients[0].message}") from exc
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code >= 500:
-                raise PermanentSmtpFailure(f"SMTP {exc.code}: {exc.message}") from exc
-            raise
+        async with self._sessions:
+            session = self._idle.pop() if self._idle else None
+            try:
+                session = await self._deliver(session, message)
+            except BaseException:
+                if session is not None:
+                    session.close()
+                raise
+            self._idle.append(session)
+
+    async def _deliver(self, session: aiosmtplib.SMTP | None, message: EmailMessage) -> aiosmtplib.SMTP:
+        if session is not None and session.is_connected:
+            try:
+                await session.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                # Closed while idle (a server-side timeout, a restart): once more, afresh.
+                session.close()
+            else:
+                return session
+        session = await self._connect()
+        await session.send_message(message)
+        return session
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        session = aiosmtplib.SMTP(
+            hostname=self._hostname,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            use_tls=self._implicit_tls,
+            # smtps:// is TLS from the first byte; plain smtp:// is for sinks on a private network.
+            start_tls=False,
+            timeout=self._timeout,
+        )
+        await session.connect()
+        return session

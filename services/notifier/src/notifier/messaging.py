@@ -22,8 +22,8 @@ from aiohttp import web
 from opentelemetry import propagate
 
 from notifier import repository
-from notifier.keys import DB_POOL, EVENTS, SETTINGS
-from notifier.mail import Mailer, PermanentSmtpFailure, UndeliverableCustomer, compose, message_id_for, recipient_for
+from notifier.keys import DB_POOL, EVENTS, MAILER, SETTINGS
+from notifier.mail import PermanentSmtpFailure, UndeliverableCustomer, compose, message_id_for, recipient_for
 from notifier.metrics import EMAILS_SENT
 from notifier.repository import Notification
 from shared.events import (
@@ -50,7 +50,7 @@ _NOTIFICATION_SENT_IDS = uuid.UUID("6f1c1c1e-4b0e-4c39-9f1e-0e8f2f7b6a02")
 def order_created_handler(app: web.Application) -> Handler:
     settings = app[SETTINGS]
     pool = app[DB_POOL]
-    mailer = Mailer(settings.smtp_url.get_secret_value(), timeout_seconds=settings.smtp_timeout_seconds)
+    mailer = app[MAILER]
 
     async def handle(message: AbstractIncomingMessage) -> None:
         try:

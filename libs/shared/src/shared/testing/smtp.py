@@ -18,18 +18,25 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
+        # The client end (host, port) of each SMTP connection that delivered: one per session.
+        self.peers: set[tuple[str, int]] = set()
         self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller: Controller | None = None
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Listen on the sink's port; after stop(), again on the same port (a server restart)."""
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self._controller.start()
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop listening and drop every open connection."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def refuse_next(self, count: int, reply: str = "451 4.3.0 try again later") -> None:
         """Answer the next ``count`` messages with ``reply`` instead of accepting them."""
@@ -47,6 +54,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         with self._lock:
+            self.peers.add(tuple(session.peer))
             if self._refuse_always:
                 return self._refuse_always
             if self._refusals:

@@ -1,0 +1,61 @@
+"""The Mailer against a real SMTP server: sessions reused, replaced when dropped or failed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from uuid import uuid4
+
+import aiosmtplib
+import pytest
+
+from notifier.mail import Mailer
+from shared.testing.smtp import SmtpSink
+
+
+def email(number: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "orders@dozen.test"
+    message["To"] = f"customer-{number}@customers.dozen.test"
+    message["Subject"] = f"mail {number}"
+    message["Message-ID"] = f"<{uuid4()}@notifier.dozen>"
+    message["Date"] = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    message.set_content("hello")
+    return message
+
+
+async def test_one_session_carries_many_emails_and_a_dropped_one_is_replaced(smtp_sink: SmtpSink) -> None:
+    mailer = Mailer(smtp_sink.url, timeout_seconds=5, connections=2)
+    for number in range(5):
+        await mailer.send(email(number))
+    assert len(smtp_sink.received()) == 5
+    assert len(smtp_sink.peers) == 1
+
+    # The server restarts: the idle session is dead, and the next email goes out on a new one.
+    smtp_sink.stop()
+    smtp_sink.start()
+    await mailer.send(email(5))
+    assert len(smtp_sink.received()) == 6
+    assert len(smtp_sink.peers) == 2
+    await mailer.close()
+
+
+async def test_concurrent_emails_share_at_most_the_configured_sessions(smtp_sink: SmtpSink) -> None:
+    mailer = Mailer(smtp_sink.url, timeout_seconds=5, connections=2)
+    await asyncio.gather(*(mailer.send(email(number)) for number in range(12)))
+    assert len(smtp_sink.received()) == 12
+    assert 1 <= len(smtp_sink.peers) <= 2
+    await mailer.close()
+
+
+async def test_a_refused_email_drops_its_session_and_the_next_starts_clean(smtp_sink: SmtpSink) -> None:
+    mailer = Mailer(smtp_sink.url, timeout_seconds=5, connections=1)
+    await mailer.send(email(0))
+    smtp_sink.refuse_next(1)
+    with pytest.raises(aiosmtplib.SMTPResponseException):
+        await mailer.send(email(1))
+    await mailer.send(email(2))
+    assert [message["Subject"] for message in smtp_sink.received()] == ["mail 0", "mail 2"]
+    assert len(smtp_sink.peers) == 2
+    await mailer.close()
