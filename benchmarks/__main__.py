@@ -89,14 +89,16 @@ async def main() -> None:
             telemetry=mode == "on",
             log_level=args.log_level,
         )
-    results["ratios"] = report.ratios(results["raw"], results["pipeline"])
+    results["ratios"] = report.ratios(results["raw"], {mode: run["steps"] for mode, run in results["pipeline"].items()})
 
     print()
     if results["raw"]:
         print(report.raw_lines(results["raw"]))
-    for mode, steps in results["pipeline"].items():
+    for mode, run in results["pipeline"].items():
         print()
-        print(report.table(f"pipeline, telemetry {mode} (latencies in ms)", steps))
+        print(report.table(f"pipeline, telemetry {mode} (latencies in ms)", run["steps"]))
+        print(report.cpu_table(run["steps"]))
+        print(f"idle CPU ms/s: {run['idle_cpu_ms_per_second']}")
     print()
     print("ratios", json.dumps(results["ratios"], indent=2))
     args.output.mkdir(parents=True, exist_ok=True)

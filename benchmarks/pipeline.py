@@ -29,6 +29,7 @@ BODY = {"currency": "EUR", "items": [{"sku": "BENCH-1", "quantity": 1, "unit_pri
 CUSTOMERS = 20
 NOTIFIED_TIMEOUT_SECONDS = 120
 IDLE_SECONDS = 5.0
+OVERLOAD_ERROR_RATIO = 0.1
 
 
 def ms(value: float | None) -> float | None:
@@ -75,7 +76,7 @@ def _step_figures(
 
 async def stepped(
     server_url: str, amqp_url: str, *, rates: list[float], step_seconds: float, telemetry: bool, log_level: str
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     names = AmqpNames()
     databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
     admin = await asyncpg.connect(server_url)
@@ -126,7 +127,7 @@ async def stepped(
                         for group, seconds in cpu.spent(before, cpu.snapshot(groups)).items()
                     }
                     print(f"  idle CPU ms/s: {idle}", flush=True)
-                    steps: list[dict[str, Any]] = [{"idle_cpu_ms_per_second": idle}]
+                    steps: list[dict[str, Any]] = []
                     for rate in rates:
                         before = cpu.snapshot(groups)
                         outcome = await open_loop(place, rate=rate, seconds=step_seconds)
@@ -134,7 +135,11 @@ async def stepped(
                         used = cpu.spent(before, cpu.snapshot(groups))
                         steps.append(_step_figures(rate, outcome, notified_ms, used))
                         print(f"  {'on ' if telemetry else 'off'} {rate:>6.0f}/s: {steps[-1]}", flush=True)
-                    return steps
+                        if outcome.error_count > OVERLOAD_ERROR_RATIO * rate * step_seconds:
+                            # Deeper overload teaches nothing more and only lengthens the run.
+                            print(f"  overloaded at {rate:.0f}/s: higher steps skipped", flush=True)
+                            break
+                    return {"idle_cpu_ms_per_second": idle, "steps": steps}
             finally:
                 await pool.close()
     finally:
