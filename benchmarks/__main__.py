@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -107,5 +108,20 @@ async def main() -> None:
     print(f"\nwritten: {path}")
 
 
+async def interruptible() -> None:
+    # SIGTERM or Ctrl-C cancels the run, so every started process is stopped and every
+    # database, exchange and queue removed on the way out, as after a normal run.
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("interruptible() must run as a task")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    await main()
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(interruptible())
+    except asyncio.CancelledError:
+        raise SystemExit("make bench: interrupted; everything it started was stopped") from None
