@@ -1,16 +1,18 @@
-"""The Mailer against a real SMTP server: sessions reused, replaced when dropped or failed."""
+"""The email, and the Mailer against a real SMTP server: sessions reused, replaced when dropped or failed."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from uuid import uuid4
 
 import aiosmtplib
 import pytest
 
-from notifier.mail import Mailer
+from notifier.mail import Mailer, compose
+from shared.events import OrderCreatedV1, OrderLineV1, new_event
 from shared.testing.smtp import SmtpSink
 
 
@@ -59,3 +61,24 @@ async def test_a_refused_email_drops_its_session_and_the_next_starts_clean(smtp_
     assert [message["Subject"] for message in smtp_sink.received()] == ["mail 0", "mail 2"]
     assert len(smtp_sink.peers) == 2
     await mailer.close()
+
+
+def test_the_composed_email_reads_back_with_its_headers_and_any_sku() -> None:
+    data = OrderCreatedV1(
+        order_id=uuid4(),
+        customer_id="alice",
+        currency="EUR",
+        items=(OrderLineV1(sku="THÉ-VERT-1", quantity=2, unit_price_cents=1250),),
+        total_cents=2500,
+        created_at=datetime.now(UTC),
+    )
+    event = new_event(data, source="/dozen/orders", subject=str(data.order_id))
+    composed = compose(event, sender="Dozen <orders@dozen.test>", recipient="alice@customers.dozen.test")
+    parsed = message_from_bytes(composed.as_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == f"Your order {data.order_id} is accepted"
+    assert parsed["Message-ID"] == f"<{event.id}@notifier.dozen>"
+    assert parsed["From"] == "Dozen <orders@dozen.test>"
+    assert "2 x THÉ-VERT-1 at 12.50" in parsed.get_content()
+    assert "Total: 25.00 EUR" in parsed.get_content()
+    assert composed.as_bytes().isascii()  # 7-bit on the wire, whatever the SKU

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.message import Message
 from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +19,11 @@ _tracer = trace.get_tracer(__name__)
 
 # What may stand before the @ without quoting; anything else is not a customer we can mail.
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+# Readable in any mail client's source view, and 7-bit safe for any SKU a customer orders.
+_UTF8_QUOTED_PRINTABLE = Charset("utf-8")
+_UTF8_QUOTED_PRINTABLE.body_encoding = QP
 
 
 class UndeliverableCustomer(ValueError):
@@ -39,10 +45,28 @@ def recipient_for(customer_id: str, domain: str) -> str:
     return f"{customer_id}@{domain}"
 
 
-def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> EmailMessage:
+def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> Message:
+    # The compat32 Message, not EmailMessage: the modern API parses every header it
+    # is given through its header registry, which made composing this email cost ~2 ms of
+    # CPU — more than sending it. Every value here is ours and checked (the recipient by
+    # recipient_for, the sender by the settings), so there is nothing for that parsing to catch.
     order = event.data
     lines = [f"  {line.quantity} x {line.sku} at {line.unit_price_cents / 100:.2f}" for line in order.items]
-    message = EmailMessage()
+    body = "\n".join(
+        [
+            f"Hello {order.customer_id},",
+            "",
+            f"we have accepted your order {order.order_id}:",
+            *lines,
+            f"Total: {order.total_cents / 100:.2f} {order.currency}",
+            "",
+            "Dozen",
+        ]
+    )
+    message = Message()
+    message["MIME-Version"] = "1.0"
+    # Sets Content-Type text/plain; charset="utf-8" and the transfer encoding.
+    message.set_payload(body, _UTF8_QUOTED_PRINTABLE)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = f"Your order {order.order_id} is accepted"
@@ -50,19 +74,6 @@ def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> 
     message["Message-ID"] = message_id_for(event.id)
     message["X-Dozen-Order-Id"] = str(order.order_id)
     message["X-Dozen-Event-Id"] = str(event.id)
-    message.set_content(
-        "\n".join(
-            [
-                f"Hello {order.customer_id},",
-                "",
-                f"we have accepted your order {order.order_id}:",
-                *lines,
-                f"Total: {order.total_cents / 100:.2f} {order.currency}",
-                "",
-                "Dozen",
-            ]
-        )
-    )
     return message
 
 
@@ -86,7 +97,7 @@ class Mailer:
         self._sessions = asyncio.Semaphore(connections)
         self._idle: list[aiosmtplib.SMTP] = []
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         with _tracer.start_as_current_span(
             "smtp send",
             kind=SpanKind.CLIENT,
@@ -116,7 +127,7 @@ class Mailer:
             except aiosmtplib.SMTPException:
                 session.close()
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         async with self._sessions:
             session = self._idle.pop() if self._idle else None
             try:
@@ -127,7 +138,7 @@ class Mailer:
                 raise
             self._idle.append(session)
 
-    async def _deliver(self, session: aiosmtplib.SMTP | None, message: EmailMessage) -> aiosmtplib.SMTP:
+    async def _deliver(self, session: aiosmtplib.SMTP | None, message: Message) -> aiosmtplib.SMTP:
         if session is not None and session.is_connected:
             try:
                 await session.send_message(message)

@@ -29,7 +29,8 @@ class WorkerSettings(DatabaseSettings, QueueSettings):
     smtp_timeout_seconds: float = Field(10.0, gt=0)
     # SMTP sessions kept open and reused; more than prefetch_count would never be used.
     smtp_connections: int = Field(4, ge=1, le=100)
-    mail_from: str = Field("Dozen <orders@dozen.test>", min_length=3)
+    # One header line: no CR or LF may sneak another header into every email.
+    mail_from: str = Field("Dozen <orders@dozen.test>", min_length=3, pattern=r"^[^\r\n]+$")
     # Dozen has no customer directory: a customer id becomes <id>@<this domain>.
     recipient_domain: str = Field("customers.dozen.test", pattern=r"^[a-z0-9.-]+$")
     orders_exchange: str = Field("orders.events", min_length=1)
