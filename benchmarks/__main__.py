@@ -33,7 +33,7 @@ from . import pipeline, raw, report
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="100,200,300,400,500,600", help="orders/s of each step")
+    parser.add_argument("--rates", default="50,100,150,200,300,400,500,600", help="orders/s of each step")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--raw-seconds", type=float, default=5.0)
     parser.add_argument("--modes", default="on,off", help="telemetry modes to run, in order")
