@@ -91,6 +91,7 @@ bench-telemetry: ## Orders/s of one `orders web` with tracing on (100% sampled, 
 load: .env ## Headless locust against LOCUST_HOST (default: make dev's gateway); reports/load/; exits 1 past thresholds
 	@mkdir -p reports/load
 	@set -a && . ./.env && set +a && cd load-tests && LOAD_JWT_SECRET="$${LOAD_JWT_SECRET:-$$GATEWAY_JWT_SECRET}" \
+		LOAD_SHAPE="$${LOAD_SHAPE:-steady}" \
 		uv run --no-sync locust --headless --config locust.conf --only-summary \
 		--csv ../reports/load/dozen --html ../reports/load/dozen.html $(LOAD_ARGS)
 

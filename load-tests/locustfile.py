@@ -6,8 +6,9 @@ orders, places new ones with fresh idempotency keys, retries some with the same 
 reads single orders. A share of the placed orders is followed until notified, and the
 time from accepted to notified is reported as its own request type, PIPELINE.
 
-The load shape comes from LOAD_SHAPE (shapes.py); the pass/fail thresholds of a headless
-run from LOAD_MAX_FAILURE_RATIO and LOAD_MAX_P99_MS (thresholds.py).
+The load shape comes from LOAD_SHAPE (shapes.py; unset: locust's users and spawn rate, as
+in the web UI); the pass/fail thresholds of a headless run from LOAD_MAX_FAILURE_RATIO and
+LOAD_MAX_P99_MS (thresholds.py).
 """
 
 from __future__ import annotations
@@ -23,11 +24,16 @@ import gevent
 import jwt
 from locust import FastHttpUser, between, task
 
-# Imported for locust to find: the shape class and the thresholds listener.
-from shapes import ShapeFromEnvironment
+# Imported for locust to find: the thresholds listener, and the shape class only when a
+# shape is asked for — without one, locust's own --users/--spawn-rate (or its web UI) decide.
 from thresholds import PIPELINE, enforce_thresholds
 
-__all__ = ["Customer", "ShapeFromEnvironment", "enforce_thresholds"]
+__all__ = ["Customer", "enforce_thresholds"]
+
+if os.environ.get("LOAD_SHAPE"):
+    from shapes import ShapeFromEnvironment
+
+    __all__ += ["ShapeFromEnvironment"]
 
 TOKEN_TTL_SECONDS = 3600
 FOLLOW_RATIO = float(os.environ.get("LOAD_FOLLOW_RATIO", "0.2"))
