@@ -18,12 +18,12 @@ import aiohttp
 import asyncpg
 from tests.stack import running_stack
 
+from shared.testing.otlp import OtlpSink
 from shared.testing.plugin import AmqpNames, with_database
 from shared.testing.smtp import SmtpSink
 
 from . import cpu
 from .load import Outcome, open_loop, percentile
-from .sinks import TraceSink
 
 BODY = {"currency": "EUR", "items": [{"sku": "BENCH-1", "quantity": 1, "unit_price_cents": 999}]}
 CUSTOMERS = 20
@@ -82,9 +82,9 @@ async def stepped(
     admin = await asyncpg.connect(server_url)
     for database in databases:
         await admin.execute(f'CREATE DATABASE "{database}"')
-    smtp, traces = SmtpSink(), TraceSink()
+    smtp, traces = SmtpSink(), OtlpSink()
     smtp.start()
-    await traces.server.start_server()
+    await traces.start()
     environment = (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
         if telemetry
@@ -144,7 +144,7 @@ async def stepped(
                 await pool.close()
     finally:
         smtp.stop()
-        await traces.server.close()
+        await traces.stop()
         for database in databases:
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

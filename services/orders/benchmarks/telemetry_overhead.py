@@ -17,33 +17,16 @@ import os
 import statistics
 
 from accept_orders import run
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-
-class Sink:
-    """Accepts OTLP exports without decoding them: a collector's work is not the app's cost,
-    and decoding here would take CPU from the load generator."""
-
-    def __init__(self) -> None:
-        self.exports = 0
-        self.bytes = 0
-        app = web.Application()
-        app.router.add_post("/v1/traces", self.accept)
-        self.server = TestServer(app, host="127.0.0.1")
-
-    async def accept(self, request: web.Request) -> web.Response:
-        self.exports += 1
-        self.bytes += len(await request.read())
-        return web.Response(body=b"", content_type="application/x-protobuf")
+from shared.testing.otlp import OtlpSink
 
 
 async def compare(server_url: str, orders: int, concurrency: int) -> dict[str, object]:
-    sink = Sink()
-    await sink.server.start_server()
+    sink = OtlpSink()
+    await sink.start()
     on = {
         "OTEL_TRACES_SAMPLER": "always_on",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": str(sink.server.make_url("")).rstrip("/"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
     off = {"OTEL_SDK_DISABLED": "true"}
@@ -53,7 +36,7 @@ async def compare(server_url: str, orders: int, concurrency: int) -> dict[str, o
             result = await run(server_url, orders, concurrency, 10, env)
             rates[mode].append(float(result["orders_per_second"]))
     finally:
-        await sink.server.close()
+        await sink.stop()
     on_rate, off_rate = statistics.mean(rates["on"]), statistics.mean(rates["off"])
     return {
         "orders_per_second_tracing_on": round(on_rate, 1),

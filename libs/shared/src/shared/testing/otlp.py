@@ -71,3 +71,30 @@ class OtlpReceiver:
 def _value(value: object) -> object:
     kind = value.WhichOneof("value")  # type: ignore[attr-defined]
     return getattr(value, kind) if kind else None
+
+
+class OtlpSink:
+    """Accepts OTLP/HTTP trace exports without decoding them, for benchmarks: a collector's
+    work is not the app's cost, and decoding here would take CPU from the load generator."""
+
+    def __init__(self) -> None:
+        self.exports = 0
+        self.bytes = 0
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._accept)
+        self._server = TestServer(app, host="127.0.0.1")
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._server.make_url("")).rstrip("/")
+
+    async def start(self) -> None:
+        await self._server.start_server()
+
+    async def stop(self) -> None:
+        await self._server.close()
+
+    async def _accept(self, request: web.Request) -> web.Response:
+        self.exports += 1
+        self.bytes += len(await request.read())
+        return web.Response(body=b"", content_type="application/x-protobuf")
