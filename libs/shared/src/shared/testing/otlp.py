@@ -25,11 +25,10 @@ class ReceivedSpan:
     attributes: dict[str, object]
 
 
-class OtlpReceiver:
-    """Accepts OTLP/HTTP protobuf trace exports (POST /v1/traces) on a loopback port."""
+class _TraceEndpoint:
+    """An OTLP/HTTP endpoint (POST /v1/traces) on a loopback port; subclasses handle exports."""
 
     def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
         app = web.Application()
         app.router.add_post("/v1/traces", self._export)
         self._server = TestServer(app, host="127.0.0.1")
@@ -43,6 +42,17 @@ class OtlpReceiver:
 
     async def stop(self) -> None:
         await self._server.close()
+
+    async def _export(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+
+class OtlpReceiver(_TraceEndpoint):
+    """Accepts OTLP/HTTP protobuf trace exports and keeps every span, for tests to read back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[ReceivedSpan] = []
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [span for span in self.spans if span.trace_id == trace_id]
@@ -73,28 +83,16 @@ def _value(value: object) -> object:
     return getattr(value, kind) if kind else None
 
 
-class OtlpSink:
+class OtlpSink(_TraceEndpoint):
     """Accepts OTLP/HTTP trace exports without decoding them, for benchmarks: a collector's
     work is not the app's cost, and decoding here would take CPU from the load generator."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.exports = 0
         self.bytes = 0
-        app = web.Application()
-        app.router.add_post("/v1/traces", self._accept)
-        self._server = TestServer(app, host="127.0.0.1")
 
-    @property
-    def endpoint(self) -> str:
-        return str(self._server.make_url("")).rstrip("/")
-
-    async def start(self) -> None:
-        await self._server.start_server()
-
-    async def stop(self) -> None:
-        await self._server.close()
-
-    async def _accept(self, request: web.Request) -> web.Response:
+    async def _export(self, request: web.Request) -> web.Response:
         self.exports += 1
         self.bytes += len(await request.read())
         return web.Response(body=b"", content_type="application/x-protobuf")
