@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.edge import cors_middleware, header_limit_middleware, security_headers_middleware
 from gateway.keys import SETTINGS
 from gateway.routes import request_id_middleware, routes
 from gateway.settings import WebSettings
@@ -16,6 +17,10 @@ def create_app(settings: WebSettings) -> web.Application:
     app[SETTINGS] = settings
     # Outermost, so that problem documents carry the request id too.
     app.middlewares.insert(0, request_id_middleware)
+    # Outside the problem middleware: every answer, problems included, gets the headers.
+    app.middlewares.insert(1, security_headers_middleware)
+    # Inside it: what these refuse becomes a problem document like any other refusal.
+    app.middlewares.extend([header_limit_middleware, cors_middleware])
     # Readiness deliberately does not check orders: an orders outage must not take every
     # gateway out of rotation; it answers 503 per request instead.
     app.cleanup_ctx.append(orders_client(settings))

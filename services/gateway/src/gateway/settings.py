@@ -37,3 +37,14 @@ class WebSettings(GatewaySettings):
     upstream_timeout_seconds: float = Field(5.0, gt=0)
     upstream_max_connections: int = Field(100, ge=1, le=10_000)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # All of a request's header lines together; more is refused with 431.
+    max_header_bytes: int = Field(8 * 1024, ge=1024, le=64 * 1024)
+    # Comma-separated origins (scheme://host[:port]) whose pages may call the API from a
+    # browser. Empty, the default: no cross-origin access at all.
+    cors_allowed_origins: str = Field(
+        "", pattern=r"^(https?://[a-z0-9.-]+(:[0-9]{1,5})?(,https?://[a-z0-9.-]+(:[0-9]{1,5})?)*)?$"
+    )
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(origin for origin in self.cors_allowed_origins.split(",") if origin)
