@@ -33,7 +33,7 @@ fmt: ## Format the code and apply safe lint fixes
 	uv run --locked ruff check --fix .
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check, and mypy --strict on every member
+lint: ## ruff check, ruff format --check, mypy --strict on every member, and the secrets scan
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
 	@for member in $(MEMBERS); do \
@@ -42,6 +42,14 @@ lint: ## ruff check, ruff format --check, and mypy --strict on every member
 	done
 	@echo "mypy --strict tests tools deploy load-tests benchmarks"
 	uv run --locked mypy tests tools deploy/grafana load-tests benchmarks
+	$(MAKE) secrets
+
+# .env.example holds the documented development values by design; every other tracked file
+# fails the scan on a secret-looking string unless its line is marked `pragma: allowlist secret`.
+.PHONY: secrets
+secrets: ## Scan every tracked file for secrets (detect-secrets) and check .env cannot be committed
+	@git check-ignore -q .env || { echo "secrets: .env is not git-ignored" >&2; exit 1; }
+	git ls-files -z | grep -zv '^\.env\.example$$' | xargs -0 uv run --locked detect-secrets-hook
 
 .PHONY: test
 test: ## Every member's tests, each synced alone from the lockfile, then end-to-end (needs TEST_* URLs or Docker)

@@ -14,7 +14,7 @@ from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
-JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"
+JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"  # pragma: allowlist secret
 
 
 @dataclass

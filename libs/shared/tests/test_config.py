@@ -28,8 +28,8 @@ class ExampleWorkerSettings(ExampleSettings):
 
 VALID = {
     "EXAMPLE_PORT": "8080",
-    "EXAMPLE_DATABASE_URL": "postgresql://app:s3cret-db-pass@db:5432/app",
-    "EXAMPLE_AMQP_URL": "amqp://guest:guest@mq:5672/",
+    "EXAMPLE_DATABASE_URL": "postgresql://app:s3cret-db-pass@db:5432/app",  # pragma: allowlist secret
+    "EXAMPLE_AMQP_URL": "amqp://guest:guest@mq:5672/",  # pragma: allowlist secret
     "EXAMPLE_API_SECRET": "x" * 32,
 }
 
@@ -79,8 +79,8 @@ def test_every_problem_is_reported_at_once_without_values(use_env: SetEnv) -> No
     use_env(
         {
             "EXAMPLE_PORT": "eighty",
-            "EXAMPLE_DATABASE_URL": "mysql://root:hunter2-password@db/app",
-            "EXAMPLE_API_SECRET": "too-short-hunter2",
+            "EXAMPLE_DATABASE_URL": "mysql://root:hunter2-password@db/app",  # pragma: allowlist secret
+            "EXAMPLE_API_SECRET": "too-short-hunter2",  # pragma: allowlist secret
             "EXAMPLE_REQUEST_TIMEOUT_SECONDS": "-1",
             "EXAMPLE_DATABSE_URL": "postgresql://typo@db/app",
         },
@@ -125,7 +125,7 @@ def test_dotenv_files_are_not_read(use_env: SetEnv, tmp_path: Path, monkeypatch:
 def test_load_settings_exits_78_listing_each_problem_on_stderr(
     use_env: SetEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_env({"EXAMPLE_API_SECRET": "short-but-secret-value"})
+    use_env({"EXAMPLE_API_SECRET": "short-but-secret-value"})  # pragma: allowlist secret
 
     with pytest.raises(SystemExit) as exited:
         load_settings(ExampleSettings)

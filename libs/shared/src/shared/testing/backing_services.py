@@ -69,9 +69,11 @@ def amqp_url(stack: ExitStack) -> str:
     if url := os.environ.get(AMQP_URL_VARIABLE):
         return url
     if not _docker_answers():
+        # pragma: allowlist nextline secret - RabbitMQ's well-known default account
         raise _unavailable(AMQP_URL_VARIABLE, "amqp://guest:guest@127.0.0.1:5672/")
     from testcontainers.rabbitmq import RabbitMqContainer  # noqa: PLC0415
 
     container = stack.enter_context(RabbitMqContainer(RABBITMQ_IMAGE))
     params = container.get_connection_params()
+    # pragma: allowlist nextline secret - RabbitMQ's well-known default account
     return f"amqp://guest:guest@{params.host}:{params.port}/"
