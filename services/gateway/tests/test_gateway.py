@@ -122,6 +122,28 @@ async def test_the_idempotency_key_is_required(client: Client) -> None:
     assert "Idempotency-Key" in problem["detail"]
 
 
+@pytest.mark.parametrize("key", ["k" * 256, "ключ-1", "tab\tinside"])
+async def test_an_idempotency_key_outside_the_documented_form_is_400(client: Client, key: str) -> None:
+    answer = await client.post(ORDERS, json=BODY, headers=headers() | {"Idempotency-Key": key})
+    assert answer.status == 400
+    assert "Idempotency-Key" in (await answer.json())["detail"]
+
+
+async def test_whole_numbers_written_as_floats_are_integers_fractions_and_strings_are_not(client: Client) -> None:
+    line = {"sku": "BOOK-1", "quantity": 2.0, "unit_price_cents": 1250.0}
+    status, _, order = await call(
+        client, "POST", ORDERS, ORDERS, json={"currency": "EUR", "items": [line]}, headers=headers(key="k-float")
+    )
+    assert status == 201
+    assert order["items"][0] == {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}
+    for bad in ({"quantity": 2.5}, {"quantity": "2"}):
+        answer = await client.post(
+            ORDERS, json={"currency": "EUR", "items": [line | bad]}, headers=headers(key=f"k-{bad}")
+        )
+        assert answer.status == 422
+        assert (await answer.json())["errors"][0]["field"] == "items.0.quantity"
+
+
 async def test_a_customer_sees_only_their_own_orders(client: Client) -> None:
     alices = await place(client, "alice", "a-1")
     await place(client, "bob", "b-1")

@@ -8,13 +8,19 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.web import JsonInt
+
+# The Idempotency-Key header: 1-255 printable ASCII characters, not starting or ending with
+# a space (HTTP would strip it, and the retry would then carry a different key).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
+
 
 class OrderLine(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    quantity: int = Field(ge=1, le=10_000)
-    unit_price_cents: int = Field(ge=0, le=100_000_000)
+    quantity: JsonInt = Field(ge=1, le=10_000)
+    unit_price_cents: JsonInt = Field(ge=0, le=100_000_000)
 
 
 class PlaceOrderRequest(BaseModel):

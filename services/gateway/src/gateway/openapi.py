@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from gateway.models import Order, OrderPage, PlaceOrderRequest, ProblemDetails
+from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 
 PROBLEM = "application/problem+json"
 _REF = "#/components/schemas/{model}"
@@ -39,8 +39,11 @@ _REQUEST_ID = {
     "name": "X-Request-Id",
     "in": "header",
     "required": False,
-    "description": "Passed on to every service; made up by the gateway when absent. Echoed on every answer.",
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+    "description": (
+        "Passed on to every service and echoed on every answer. Any value is accepted; one that is"
+        " not 1-128 of A-Z a-z 0-9 . _ - is replaced by an id the gateway makes up, as is a missing one."
+    ),
+    "schema": {"type": "string"},
 }
 
 
@@ -75,7 +78,7 @@ def document() -> dict[str, Any]:
                             "in": "header",
                             "required": True,
                             "description": "Repeat it to retry safely: the same key and body answer the first order.",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                         },
                         _REQUEST_ID,
                     ],

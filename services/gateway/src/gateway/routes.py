@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from gateway.keys import SETTINGS
-from gateway.models import Order, OrderPage, PlaceOrderRequest, ProblemDetails
+from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 from gateway.openapi import document
 from gateway.tokens import InvalidToken, verify_token
 from gateway.upstream import ORDERS, UpstreamAnswer
@@ -87,6 +87,8 @@ async def place_order(request: web.Request) -> web.Response:
     key = request.headers.get(IDEMPOTENCY_KEY, "")
     if not key:
         raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise Problem(400, "Bad Request", f"{IDEMPOTENCY_KEY} must be 1-255 printable ASCII characters.")
     order = await json_body(request, PlaceOrderRequest)
     answer = await request.app[ORDERS].call(
         "POST",

@@ -4,12 +4,13 @@ from shared.web.app import READINESS, CleanupContext, create_base_app
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from shared.web.readiness import Readiness
 from shared.web.runner import run, serve
-from shared.web.validation import field_errors, json_body, unprocessable
+from shared.web.validation import JsonInt, field_errors, json_body, unprocessable
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "READINESS",
     "CleanupContext",
+    "JsonInt",
     "Problem",
     "Readiness",
     "create_base_app",

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from shared.web.problems import Problem
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type: 5.0 is the integer 5 (JSON Schema says so too), and some
+    # clients' serialisers write it that way. 5.5 stays a float, and strict mode refuses it,
+    # as it refuses "5".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a strict model that accepts any JSON number with no fractional part.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
