@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.config import ServiceSettings
-from shared.web import PROBLEM_CONTENT_TYPE, create_base_app, json_body
+from shared.web import PROBLEM_CONTENT_TYPE, JsonInt, create_base_app, json_body
 
 
 class Line(BaseModel):
@@ -77,3 +77,22 @@ async def test_broken_json_is_400_and_another_media_type_415(
     assert broken.status == 400
     assert (await broken.json())["detail"] == "The body is not valid JSON."
     assert form.status == 415
+
+
+class Counted(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    count: JsonInt
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(3, 3), (3.0, 3), (-0.0, 0)])
+def test_a_json_int_takes_any_whole_number(sent: object, kept: int) -> None:
+    counted = Counted.model_validate({"count": sent})
+    assert counted.count == kept
+    assert type(counted.count) is int
+
+
+@pytest.mark.parametrize("sent", [3.5, "3", True, None])
+def test_a_json_int_refuses_fractions_strings_and_booleans(sent: object) -> None:
+    with pytest.raises(ValidationError):
+        Counted.model_validate({"count": sent})
