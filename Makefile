@@ -146,8 +146,8 @@ down-volumes: ## Stop the demo and delete its databases, queues, metrics and log
 	$(COMPOSE) --profile '*' down --volumes
 
 .PHONY: backing-services
-backing-services: ## Start PostgreSQL and RabbitMQ in Docker for local development and tests
-	docker compose up --detach --wait postgres rabbitmq
+backing-services: ## Start PostgreSQL, RabbitMQ and Redis in Docker for local development and tests
+	$(COMPOSE) up --detach --wait postgres rabbitmq redis
 
 .PHONY: clean
 clean: ## Remove environments and caches (never the lockfile)

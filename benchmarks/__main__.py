@@ -7,8 +7,8 @@
 3. The same with OTEL_SDK_DISABLED=true.
 Prints a table, writes JSON (reports/bench/), ends with the ratios. Reports; asserts nothing.
 
-Needs BENCH_DATABASE_URL and BENCH_AMQP_URL (or the TEST_* ones): servers it may create
-databases, exchanges and queues on; everything it creates is removed.
+Needs BENCH_DATABASE_URL, BENCH_AMQP_URL and BENCH_REDIS_URL (or the TEST_* ones): servers
+it may create databases, exchanges, queues and keys on; everything it creates is removed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from shared.testing.plugin import with_database
 
 from . import pipeline, raw, report
 
+SERVERS = ("DATABASE", "AMQP", "REDIS")
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
@@ -43,12 +45,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def server_urls() -> tuple[str, str]:
-    database = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    amqp = os.environ.get("BENCH_AMQP_URL") or os.environ.get("TEST_AMQP_URL")
-    if not database or not amqp:
-        raise SystemExit("make bench: set BENCH_DATABASE_URL and BENCH_AMQP_URL (or TEST_DATABASE_URL/TEST_AMQP_URL)")
-    return database, amqp
+def server_urls() -> tuple[str, str, str]:
+    urls = [os.environ.get(f"BENCH_{name}_URL") or os.environ.get(f"TEST_{name}_URL") for name in SERVERS]
+    if not all(urls):
+        raise SystemExit("make bench: set BENCH_ (or TEST_) DATABASE_URL, AMQP_URL and REDIS_URL")
+    database, amqp, redis = (str(url) for url in urls)
+    return database, amqp, redis
 
 
 async def raw_limits(server_url: str, amqp_url: str, seconds: float) -> dict[str, Any]:
@@ -71,7 +73,7 @@ async def raw_limits(server_url: str, amqp_url: str, seconds: float) -> dict[str
 
 async def main() -> None:
     args = parse_args()
-    server_url, amqp_url = server_urls()
+    server_url, amqp_url, redis_url = server_urls()
     rates = [float(rate) for rate in args.rates.split(",")]
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -85,6 +87,7 @@ async def main() -> None:
         results["pipeline"][mode] = await pipeline.stepped(
             server_url,
             amqp_url,
+            redis_url,
             rates=rates,
             step_seconds=args.step_seconds,
             telemetry=mode == "on",

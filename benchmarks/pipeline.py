@@ -75,7 +75,14 @@ def _step_figures(
 
 
 async def stepped(
-    server_url: str, amqp_url: str, *, rates: list[float], step_seconds: float, telemetry: bool, log_level: str
+    server_url: str,
+    amqp_url: str,
+    redis_url: str,
+    *,
+    rates: list[float],
+    step_seconds: float,
+    telemetry: bool,
+    log_level: str,
 ) -> dict[str, Any]:
     names = AmqpNames()
     databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
@@ -91,11 +98,15 @@ async def stepped(
         else {"OTEL_SDK_DISABLED": "true"}
     )
     environment |= {f"{prefix}_LOG_LEVEL": log_level for prefix in ("GATEWAY", "ORDERS", "NOTIFIER")}
+    # The limiter is checked on every request as deployed, but never refuses one: the
+    # benchmark measures the pipeline, not the per-customer limit.
+    environment |= {"GATEWAY_RATE_LIMIT_PER_SECOND": "100000", "GATEWAY_RATE_LIMIT_BURST": "100000"}
     try:
         async with running_stack(
             orders_database_url=with_database(server_url, databases[0]),
             notifier_database_url=with_database(server_url, databases[1]),
             amqp_url=amqp_url,
+            redis_url=redis_url,
             names=names,
             smtp=smtp,
             telemetry_env=environment,

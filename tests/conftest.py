@@ -39,6 +39,7 @@ def telemetry_env() -> dict[str, str]:
 async def stack(
     new_database: NewDatabase,
     amqp_url: str,
+    redis_url: str,
     amqp_names: AmqpNames,
     smtp_sink: SmtpSink,
     telemetry_env: dict[str, str],
@@ -48,6 +49,7 @@ async def stack(
         orders_database_url=await new_database(),
         notifier_database_url=await new_database(),
         amqp_url=amqp_url,
+        redis_url=redis_url,
         names=amqp_names,
         smtp=smtp_sink,
         telemetry_env=telemetry_env,

@@ -48,6 +48,7 @@ async def running_stack(
     orders_database_url: str,
     notifier_database_url: str,
     amqp_url: str,
+    redis_url: str,
     names: Callable[[str], str],
     smtp: SmtpSink,
     telemetry_env: dict[str, str] | None = None,
@@ -74,6 +75,7 @@ async def running_stack(
         "GATEWAY_JWT_SECRET": JWT_SECRET,
         "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{ports['orders-web']}",
         "GATEWAY_PORT": str(ports["gateway"]),
+        "GATEWAY_REDIS_URL": redis_url,
     }
     # Consumers first: each declares its own queue, so nothing published meanwhile is unroutable.
     commands = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
@@ -17,9 +19,18 @@ from jsonschema import Draft202012Validator
 from gateway.openapi import document
 from gateway.settings import WebSettings
 from gateway.tokens import issue_token
+from shared.testing.backing_services import REDIS_URL_VARIABLE
 
 # 64 bytes: long enough for every HMAC algorithm, so tokens can differ by algorithm alone.
 SECRET = "test-secret-long-enough-for-hs512-which-wants-sixty-four-bytes!!"  # pragma: allowlist secret
+
+
+def redis_url() -> str:
+    """The real Redis the rate limiter uses in these tests."""
+    url = os.environ.get(REDIS_URL_VARIABLE)
+    if not url:
+        pytest.fail(f"set {REDIS_URL_VARIABLE}, e.g. redis://127.0.0.1:6379/0: the gateway's rate limiter needs Redis")
+    return url
 
 
 def settings(orders_url: str, **overrides: Any) -> WebSettings:
@@ -27,6 +38,10 @@ def settings(orders_url: str, **overrides: Any) -> WebSettings:
         "jwt_secret": SECRET,
         "port": 1,
         "orders_url": orders_url,
+        "redis_url": redis_url(),
+        # Out of the way of every test but the limiter's own (test_rate_limit.py).
+        "rate_limit_per_second": 10_000,
+        "rate_limit_burst": 10_000,
         "upstream_timeout_seconds": 0.5,
         "upstream_connect_timeout_seconds": 0.5,
     }

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 
-from .support import SECRET, OrdersStandIn
+from .support import SECRET, OrdersStandIn, redis_url
 
 GATEWAY_SCRIPT = str(Path(sys.executable).with_name("gateway"))
 
@@ -33,7 +33,12 @@ async def issue(subject: str, env: dict[str, str]) -> ServiceProcess:
 
 async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orders_url: str) -> None:
     port = free_port()
-    env = {"GATEWAY_JWT_SECRET": SECRET, "GATEWAY_PORT": str(port), "GATEWAY_ORDERS_URL": orders_url}
+    env = {
+        "GATEWAY_JWT_SECRET": SECRET,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_ORDERS_URL": orders_url,
+        "GATEWAY_REDIS_URL": redis_url(),
+    }
     issued = await issue("alice", {"GATEWAY_JWT_SECRET": SECRET})
     assert issued.returncode == 0, issued.output()
     [token] = issued.lines
@@ -65,7 +70,7 @@ async def test_issue_token_refuses_an_unsafe_subject() -> None:
 @pytest.mark.parametrize(
     ("command", "missing"),
     [
-        (["web"], ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL"]),
+        (["web"], ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL", "GATEWAY_REDIS_URL"]),
         (["issue-token", "--subject", "a"], ["GATEWAY_JWT_SECRET"]),
     ],
 )

@@ -40,6 +40,7 @@ PostgresUrl = Annotated[SecretStr, _require_url("postgresql", "postgres")]
 AmqpUrl = Annotated[SecretStr, _require_url("amqp", "amqps")]
 HttpUrl = Annotated[SecretStr, _require_url("http", "https")]
 SmtpUrl = Annotated[SecretStr, _require_url("smtp", "smtps")]
+RedisUrl = Annotated[SecretStr, _require_url("redis", "rediss")]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.edge import cors_middleware, header_limit_middleware, security_headers_middleware
 from gateway.keys import SETTINGS
+from gateway.ratelimit import rate_limiter
 from gateway.routes import request_id_middleware, routes
 from gateway.settings import WebSettings
 from gateway.upstream import orders_client
@@ -24,5 +25,7 @@ def create_app(settings: WebSettings) -> web.Application:
     # Readiness deliberately does not check orders: an orders outage must not take every
     # gateway out of rotation; it answers 503 per request instead.
     app.cleanup_ctx.append(orders_client(settings))
+    # Readiness does not check Redis either: the limiter fails open (gateway.ratelimit).
+    app.cleanup_ctx.append(rate_limiter(settings))
     app.router.add_routes(routes)
     return app

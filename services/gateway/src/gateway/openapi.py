@@ -33,7 +33,8 @@ _UNAUTHORIZED = {
     "401": _problem(
         "Missing, expired or invalid bearer token.",
         **{"WWW-Authenticate": {"schema": {"type": "string"}, "description": "The Bearer challenge."}},
-    )
+    ),
+    "429": _problem("This customer's request rate is over its limit.", **{"Retry-After": _RETRY_AFTER}),
 }
 _REQUEST_ID = {
     "name": "X-Request-Id",

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from gateway.keys import SETTINGS
 from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 from gateway.openapi import document
+from gateway.ratelimit import RATE_LIMITER, RateLimited
 from gateway.tokens import InvalidToken, verify_token
 from gateway.upstream import ORDERS, UpstreamAnswer
 from shared.web import PROBLEM_CONTENT_TYPE, Problem, json_body
@@ -39,15 +40,26 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-def _customer(request: web.Request) -> str:
+async def _customer(request: web.Request) -> str:
+    """The token's subject, once it is within its rate limit."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("A bearer token is required.", error=None)
     try:
-        return verify_token(request.app[SETTINGS], token.strip())
+        customer = verify_token(request.app[SETTINGS], token.strip())
     except InvalidToken as exc:
         raise _unauthorized(str(exc), error="invalid_token") from None
+    try:
+        await request.app[RATE_LIMITER].admit(customer)
+    except RateLimited as limited:
+        raise Problem(
+            429,
+            "Too Many Requests",
+            "This customer's request rate is over its limit; retry after the given seconds.",
+            headers={"Retry-After": str(limited.retry_after_seconds)},
+        ) from None
+    return customer
 
 
 def _unauthorized(detail: str, *, error: str | None) -> Problem:
@@ -83,7 +95,7 @@ def _order_response(order: Order, *, status: int, headers: dict[str, str] | None
 
 @routes.post("/api/v1/orders")
 async def place_order(request: web.Request) -> web.Response:
-    customer = _customer(request)
+    customer = await _customer(request)
     key = request.headers.get(IDEMPOTENCY_KEY, "")
     if not key:
         raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
@@ -109,7 +121,7 @@ async def place_order(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/orders/{order_id}")
 async def read_order(request: web.Request) -> web.Response:
-    customer = _customer(request)
+    customer = await _customer(request)
     try:
         order_id = UUID(request.match_info["order_id"])
     except ValueError:
@@ -130,7 +142,7 @@ async def read_order(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    customer = _customer(request)
+    customer = await _customer(request)
     params = {"customer_id": customer}
     params.update({name: request.query[name] for name in ("limit", "after") if name in request.query})
     answer = await request.app[ORDERS].call(

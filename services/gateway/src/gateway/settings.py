@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.config import HttpUrl, Port, ServiceSettings
+from shared.config import HttpUrl, Port, RedisUrl, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
@@ -37,6 +37,13 @@ class WebSettings(GatewaySettings):
     upstream_timeout_seconds: float = Field(5.0, gt=0)
     upstream_max_connections: int = Field(100, ge=1, le=10_000)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # Where the per-customer rate limit lives, shared by every gateway replica.
+    redis_url: RedisUrl
+    # How long a request waits for the limiter before going ahead unchecked (fail open).
+    redis_timeout_seconds: float = Field(0.1, gt=0, le=5)
+    # Per customer: the sustained rate, and how many requests may come at once.
+    rate_limit_per_second: float = Field(20.0, gt=0, le=10_000)
+    rate_limit_burst: int = Field(40, ge=1, le=100_000)
     # All of a request's header lines together; more is refused with 431.
     max_header_bytes: int = Field(8 * 1024, ge=1024, le=64 * 1024)
     # Comma-separated origins (scheme://host[:port]) whose pages may call the API from a

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 
 DATABASE_URL_VARIABLE = "TEST_DATABASE_URL"
 AMQP_URL_VARIABLE = "TEST_AMQP_URL"
+REDIS_URL_VARIABLE = "TEST_REDIS_URL"
 
 # Kept in step with docker-compose.yml (dev/prod parity); overridable like the compose images.
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:15.10-bookworm")
 RABBITMQ_IMAGE = os.environ.get("RABBITMQ_IMAGE", "rabbitmq:3.10.25-management")
+REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "redis:7.2.7-bookworm")
 
 
 class BackingServiceUnavailable(Exception):
@@ -77,3 +79,14 @@ def amqp_url(stack: ExitStack) -> str:
     params = container.get_connection_params()
     # pragma: allowlist nextline secret - RabbitMQ's well-known default account
     return f"amqp://guest:guest@{params.host}:{params.port}/"
+
+
+def redis_url(stack: ExitStack) -> str:
+    if url := os.environ.get(REDIS_URL_VARIABLE):
+        return url
+    if not _docker_answers():
+        raise _unavailable(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0")
+    from testcontainers.redis import RedisContainer  # noqa: PLC0415
+
+    container = stack.enter_context(RedisContainer(REDIS_IMAGE))
+    return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"

@@ -49,6 +49,15 @@ def amqp_url(_containers: ExitStack) -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def redis_url(_containers: ExitStack) -> str:
+    """A Redis the tests may write keys to (each test's keys are its own by name)."""
+    try:
+        return backing_services.redis_url(_containers)
+    except backing_services.BackingServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 def with_database(server_url: str, database: str) -> str:
     parts = urlsplit(server_url)
     return urlunsplit(parts._replace(path=f"/{database}"))

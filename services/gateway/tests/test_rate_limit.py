@@ -1,0 +1,84 @@
+"""Per-customer rate limits through a real Redis, shared by replicas, failing open without Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
+
+from gateway.app import create_app
+from shared.testing import free_port
+
+from .support import OrdersStandIn, bearer, settings, valid_token
+
+ORDERS = "/api/v1/orders"
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def orders_url() -> AsyncIterator[str]:
+    async with TestServer(OrdersStandIn().app()) as server:
+        yield str(server.make_url("/"))
+
+
+@pytest.fixture
+def customer() -> str:
+    # Each test's customer is new, so no earlier run's bucket is in Redis.
+    return f"limited-{uuid.uuid4().hex[:12]}"
+
+
+async def replica(orders_url: str, **overrides: Any) -> Client:
+    values = {"rate_limit_per_second": 1.0, "rate_limit_burst": 5} | overrides
+    client = TestClient(TestServer(create_app(settings(orders_url, **values))))
+    await client.start_server()
+    return client
+
+
+async def statuses(client: Client, customer: str, count: int) -> list[int]:
+    answers = []
+    for _ in range(count):
+        response = await client.get(ORDERS, headers=bearer(valid_token(customer)))
+        answers.append(response.status)
+    return answers
+
+
+async def test_the_burst_passes_then_429_with_retry_after_as_a_problem(orders_url: str, customer: str) -> None:
+    client = await replica(orders_url)
+    try:
+        assert await statuses(client, customer, 5) == [200] * 5
+        limited = await client.get(ORDERS, headers=bearer(valid_token(customer)))
+        assert limited.status == 429
+        assert limited.content_type == "application/problem+json"
+        assert int(limited.headers["Retry-After"]) >= 1
+        # Another customer has a bucket of their own.
+        assert await statuses(client, customer + "-other", 1) == [200]
+    finally:
+        await client.close()
+
+
+async def test_replicas_share_one_limit_through_redis(orders_url: str, customer: str) -> None:
+    first, second = await replica(orders_url), await replica(orders_url)
+    try:
+        answers = await statuses(first, customer, 3) + await statuses(second, customer, 3)
+        assert answers == [200] * 5 + [429]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_without_redis_the_gateway_fails_open_and_counts_it(orders_url: str, customer: str) -> None:
+    def unchecked() -> float:
+        return REGISTRY.get_sample_value("dozen_gateway_rate_limit_unchecked_total") or 0.0
+
+    before = unchecked()
+    client = await replica(orders_url, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.2)
+    try:
+        assert await statuses(client, customer, 8) == [200] * 8
+        assert unchecked() - before == 8
+    finally:
+        await client.close()
