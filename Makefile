@@ -59,7 +59,12 @@ test: ## Every member's tests, each synced alone from the lockfile, then end-to-
 .PHONY: test-e2e
 test-e2e: ## Every process type as a real process: 200 orders through the gateway to their emails
 	uv sync --locked --all-packages --quiet
-	uv run --no-sync pytest tests $(PYTEST_ARGS)
+	uv run --no-sync pytest tests --ignore=tests/faults $(PYTEST_ARGS)
+
+.PHONY: test-faults
+test-faults: ## Faults under steady load (kill -9 of every process type, ...): nothing acknowledged lost or doubled
+	uv sync --locked --all-packages --quiet
+	uv run --no-sync pytest tests/faults $(PYTEST_ARGS)
 
 .PHONY: test-member
 test-member: ## Run one member's tests in its own environment: make test-member MEMBER=libs/shared

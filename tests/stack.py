@@ -27,6 +27,15 @@ class Stack:
     ports: dict[str, int]
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
+    async def kill_and_restart(self, name: str) -> None:
+        """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port."""
+        victim = self.processes[name]
+        await victim.stop()
+        successor = victim.twin()
+        self.processes[name] = successor
+        await successor.start()
+        await wait_until_ready(self.ports[name], what=f"{name} after restart")
+
     async def token(self, subject: str, *extra: str, env: dict[str, str] | None = None) -> str:
         process = ServiceProcess(
             [str(BIN / "gateway"), "issue-token", "--subject", subject, *extra], env=env or self.token_env

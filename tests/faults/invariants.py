@@ -1,0 +1,85 @@
+"""The business invariants after a fault: every acknowledged order kept and notified once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.testing import eventually
+from tests.stack import Stack
+
+from .load import Load
+
+DRAIN_TIMEOUT_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class Outcome:
+    scenario: str
+    accepted: int
+    refused: int
+    lost: int
+    duplicated: int
+    # The one accepted at-least-once edge: killed after the SMTP server took the email,
+    # before the notification row committed. Same Message-ID; reported, not a failure.
+    emailed_twice: int
+    drained_seconds: float
+
+    def line(self) -> str:
+        return (
+            f"{self.scenario:<28} accepted {self.accepted:>5}  refused {self.refused:>4}  lost {self.lost}"
+            f"  duplicated {self.duplicated}  emailed twice {self.emailed_twice}"
+            f"  drained in {self.drained_seconds:.1f} s"
+        )
+
+
+async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
+async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
+    """Wait until every kept order is notified; count what was lost or done twice."""
+    acknowledged = load.acknowledged
+    started = time.monotonic()
+    kept = [
+        str(row["id"])
+        for row in await _fetch(
+            stack.orders_database_url, "SELECT id FROM orders WHERE id = ANY($1::uuid[])", acknowledged
+        )
+    ]
+
+    async def all_notified() -> bool | None:
+        rows = await _fetch(
+            stack.orders_database_url,
+            "SELECT count(*) AS n FROM orders WHERE id = ANY($1::uuid[]) AND status = 'notified'",
+            kept,
+        )
+        return True if int(rows[0]["n"]) == len(kept) else None
+
+    await eventually(
+        all_notified, timeout_seconds=DRAIN_TIMEOUT_SECONDS, interval_seconds=0.25, description=f"{scenario} drained"
+    )
+    drained = time.monotonic() - started
+    notifications = Counter(
+        str(row["order_id"]) for row in await _fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
+    )
+    sent = await _fetch(
+        stack.orders_database_url, "SELECT count(*) AS n FROM inbox WHERE event_type = 'dozen.notification.sent.v1'"
+    )
+    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.smtp.received())
+    return Outcome(
+        scenario=scenario,
+        accepted=len(acknowledged),
+        refused=sum(load.refused.values()),
+        lost=len(acknowledged) - len(kept),
+        duplicated=sum(count - 1 for count in notifications.values()) + abs(int(sent[0]["n"]) - len(notifications)),
+        emailed_twice=sum(1 for count in emails.values() if count > 1),
+        drained_seconds=drained,
+    )
