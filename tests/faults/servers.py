@@ -1,0 +1,37 @@
+"""Stopping this machine's own backing servers for a while, and always starting them again."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import pytest
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+async def _run(*argv: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({process.returncode}): {output.decode(errors='replace')}")
+
+
+@asynccontextmanager
+async def rabbitmq_stopped(amqp_url: str) -> AsyncIterator[None]:
+    """The broker's application stopped (connections dropped, node kept), then started again,
+    even when the block fails: later tests and the machine need their broker back."""
+    control = shutil.which("rabbitmqctl")
+    if urlsplit(amqp_url).hostname not in LOCAL_HOSTS or control is None:
+        pytest.fail("stopping RabbitMQ needs TEST_AMQP_URL on this machine and rabbitmqctl on PATH", pytrace=False)
+    await _run(control, "-q", "stop_app")
+    try:
+        yield
+    finally:
+        await _run(control, "-q", "start_app")
+        await _run(control, "-q", "await_startup")
