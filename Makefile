@@ -62,7 +62,7 @@ test-e2e: ## Every process type as a real process: 200 orders through the gatewa
 	uv run --no-sync pytest tests --ignore=tests/faults $(PYTEST_ARGS)
 
 .PHONY: test-faults
-test-faults: ## Faults under steady load (kill -9 of every process type, ...): nothing acknowledged lost or doubled
+test-faults: ## Under steady load: kill -9 of each process type, RabbitMQ/PostgreSQL stopped (and restarted), SMTP refusing
 	uv sync --locked --all-packages --quiet
 	uv run --no-sync pytest tests/faults $(PYTEST_ARGS)
 

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,3 +36,23 @@ async def rabbitmq_stopped(amqp_url: str) -> AsyncIterator[None]:
     finally:
         await _run(control, "-q", "start_app")
         await _run(control, "-q", "await_startup")
+
+
+def _cluster_version() -> str:
+    # Debian keeps one folder per installed major version; the newest is the one running here.
+    return sorted(Path("/etc/postgresql").iterdir(), key=lambda path: int(path.name))[-1].name
+
+
+@asynccontextmanager
+async def postgres_stopped(database_url: str) -> AsyncIterator[None]:
+    """This machine's PostgreSQL cluster stopped (fast: connections cut), then started again,
+    even when the block fails."""
+    control = shutil.which("pg_ctlcluster")
+    if urlsplit(database_url).hostname not in LOCAL_HOSTS or control is None:
+        pytest.fail("stopping PostgreSQL needs TEST_DATABASE_URL on this machine and pg_ctlcluster", pytrace=False)
+    version = _cluster_version()
+    await _run(control, "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast")
+    try:
+        yield
+    finally:
+        await _run(control, "--skip-systemctl-redirect", version, "main", "start")

@@ -3,11 +3,16 @@ by itself, and nothing acknowledged is lost or done twice."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
 from shared.testing import eventually
 from tests.conftest import FIGURES
 from tests.faults.invariants import settle
-from tests.faults.load import Load, steady_load
-from tests.faults.servers import rabbitmq_stopped
+from tests.faults.load import BODY, Load, steady_load
+from tests.faults.servers import postgres_stopped, rabbitmq_stopped
 from tests.stack import Stack
 
 ORDERS_PER_SECOND = 50
@@ -55,3 +60,41 @@ async def test_rabbitmq_down_for_ten_seconds_orders_are_still_accepted_and_all_d
     assert accepted_while_down >= 10 * ORDERS_PER_SECOND
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome
+
+
+async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_recovers(
+    stack: Stack, postgres_server_url: str
+) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        token = await stack.token("fault-pg")
+        orders_ready = f"http://127.0.0.1:{stack.ports['orders-web']}/readyz"
+
+        async def readiness() -> int:
+            async with http.get(orders_ready) as answer:
+                return answer.status
+
+        async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+            await acknowledged_at_least(load, 100)
+            async with postgres_stopped(postgres_server_url):
+                await eventually(
+                    lambda: _true_if(readiness, 503), timeout_seconds=10, description="orders readiness red"
+                )
+                started = time.monotonic()
+                headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "during-the-outage"}
+                async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as answer:
+                    refusal = (answer.status, answer.content_type, time.monotonic() - started)
+            # No process is restarted: each finds the database again by itself.
+            await eventually(lambda: _true_if(readiness, 200), timeout_seconds=30, description="orders ready again")
+            await acknowledged_at_least(load, len(load.acknowledged) + 100)
+    outcome = await settle(stack, load, "PostgreSQL stopped")
+    FIGURES.append(f"{outcome.line()}  (an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms)")
+    assert refusal[:2] == (503, "application/problem+json")
+    assert outcome.lost == 0, outcome
+    assert outcome.duplicated == 0, outcome
+
+
+async def _true_if(probe: Callable[[], Awaitable[int]], status: int) -> bool | None:
+    try:
+        return True if await probe() == status else None
+    except aiohttp.ClientError:
+        return None
