@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,17 +12,11 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.edge import SECURITY_HEADERS
 
-from .support import OrdersStandIn, bearer, settings, valid_token
+from .support import bearer, settings, valid_token
 
 ORDERS = "/api/v1/orders"
 SHOP = "https://shop.dozen.test"
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def orders_url() -> AsyncIterator[str]:
-    async with TestServer(OrdersStandIn().app()) as server:
-        yield str(server.make_url("/"))
 
 
 async def gateway(orders_url: str, **overrides: Any) -> Client:

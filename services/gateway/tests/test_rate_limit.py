@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,16 +13,10 @@ from prometheus_client import REGISTRY
 from gateway.app import create_app
 from shared.testing import free_port
 
-from .support import OrdersStandIn, bearer, settings, valid_token
+from .support import bearer, settings, valid_token
 
 ORDERS = "/api/v1/orders"
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def orders_url() -> AsyncIterator[str]:
-    async with TestServer(OrdersStandIn().app()) as server:
-        yield str(server.make_url("/"))
 
 
 @pytest.fixture

@@ -33,29 +33,28 @@ def _containers() -> Iterator[ExitStack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url(_containers: ExitStack) -> str:
+def _server(resolve: Callable[[ExitStack], str], containers: ExitStack) -> str:
+    # A missing server is a failure that says what to set, never a skip.
     try:
-        return backing_services.postgres_url(_containers)
+        return resolve(containers)
     except backing_services.BackingServiceUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(_containers: ExitStack) -> str:
+    return _server(backing_services.postgres_url, _containers)
 
 
 @pytest.fixture(scope="session")
 def amqp_url(_containers: ExitStack) -> str:
-    try:
-        return backing_services.amqp_url(_containers)
-    except backing_services.BackingServiceUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _server(backing_services.amqp_url, _containers)
 
 
 @pytest.fixture(scope="session")
 def redis_url(_containers: ExitStack) -> str:
     """A Redis the tests may write keys to (each test's keys are its own by name)."""
-    try:
-        return backing_services.redis_url(_containers)
-    except backing_services.BackingServiceUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _server(backing_services.redis_url, _containers)
 
 
 def with_database(server_url: str, database: str) -> str:
