@@ -83,10 +83,18 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
                 headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "during-the-outage"}
                 async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as answer:
                     refusal = (answer.status, answer.content_type, time.monotonic() - started)
+                # Down for ~10 s of load: longer than the consumers' retry budget (5 attempts,
+                # 7.5 s of backoff), which a database outage must not use up.
+                refused_before = sum(load.refused.values())
+                await eventually(
+                    lambda: True if sum(load.refused.values()) >= refused_before + 10 * ORDERS_PER_SECOND else None,
+                    timeout_seconds=30,
+                    description="ten seconds of refused orders",
+                )
             # No process is restarted: each finds the database again by itself.
             await eventually(lambda: _true_if(readiness, 200), timeout_seconds=30, description="orders ready again")
             await acknowledged_at_least(load, len(load.acknowledged) + 100)
-    outcome = await settle(stack, load, "PostgreSQL stopped")
+    outcome = await settle(stack, load, "PostgreSQL stopped ~10 s")
     FIGURES.append(f"{outcome.line()}  (an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms)")
     assert refusal[:2] == (503, "application/problem+json")
     assert outcome.lost == 0, outcome

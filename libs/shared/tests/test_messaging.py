@@ -142,6 +142,35 @@ async def test_handler_that_recovers_within_the_limit_is_acked(
     assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
 
 
+async def test_a_dependency_outage_is_waited_out_without_spending_the_messages_attempts(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    calls = 0
+
+    async def database_down_for_a_while(message: AbstractIncomingMessage) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 8:  # far past max_attempts (3): an outage, not a bad message
+            raise ConnectionRefusedError("database down")
+
+    outage_tolerant = RetryPolicy(
+        max_attempts=3, first_backoff_seconds=0.01, max_backoff_seconds=0.05, transient=(ConnectionRefusedError,)
+    )
+    consumer, declared = await running_consumer(connection, topology, database_down_for_a_while, retry=outage_tolerant)
+    await publish(await publisher(connection, topology.exchange), "m-waits")
+
+    await eventually(
+        lambda: REGISTRY.get_sample_value(
+            "dozen_messages_handled_total", {"queue": topology.queue, "outcome": "acked"}
+        ),
+        description="acked once the outage ended",
+    )
+    await consumer.stop(timeout_seconds=5)
+
+    assert calls == 9
+    assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
+
+
 async def test_poison_message_is_dead_lettered_at_once_and_blocks_nothing(
     connection: AbstractRobustConnection, topology: Topology
 ) -> None:

@@ -11,7 +11,7 @@ from notifier.keys import AMQP, DB_POOL, EVENTS, MAILER, SETTINGS
 from notifier.mail import Mailer
 from notifier.messaging import CONSUMED_EVENT, order_created_handler
 from notifier.settings import WorkerSettings
-from shared.db import pool_for
+from shared.db import DATABASE_OUTAGE, pool_for
 from shared.messaging import (
     Publisher,
     RetryPolicy,
@@ -68,6 +68,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
                 max_attempts=settings.max_attempts,
                 first_backoff_seconds=settings.first_backoff_seconds,
                 max_backoff_seconds=settings.max_backoff_seconds,
+                transient=DATABASE_OUTAGE,
             ),
             prefetch_count=settings.prefetch_count,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,

@@ -8,6 +8,7 @@ from orders.app import database
 from orders.keys import AMQP, WORKER_SETTINGS
 from orders.messaging import CONSUMED_EVENT, notification_handler
 from orders.settings import WorkerSettings
+from shared.db import DATABASE_OUTAGE
 from shared.messaging import RetryPolicy, amqp_connection, queue_consumer
 from shared.web import create_base_app
 
@@ -29,6 +30,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
                 max_attempts=settings.worker_max_attempts,
                 first_backoff_seconds=settings.worker_first_backoff_seconds,
                 max_backoff_seconds=settings.worker_max_backoff_seconds,
+                transient=DATABASE_OUTAGE,
             ),
             prefetch_count=settings.worker_prefetch_count,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,

@@ -4,9 +4,10 @@ from shared.db.command import ensure_database, migrate, migrate_package
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
 from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
 from shared.db.settings import PostgresSettings
-from shared.db.unavailable import database_unavailable_middleware
+from shared.db.unavailable import DATABASE_OUTAGE, database_unavailable_middleware
 
 __all__ = [
+    "DATABASE_OUTAGE",
     "Migration",
     "MigrationError",
     "Pool",

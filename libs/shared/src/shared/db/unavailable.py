@@ -22,6 +22,19 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
+# The server gone or restarting, as a message consumer sees it: retry until it is back
+# (RetryPolicy.transient). Narrower than UNAVAILABLE_ERRORS: a bare OSError or timeout may
+# come from another service (SMTP, say), whose failures must still count.
+DATABASE_OUTAGE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+)
+
 
 @web.middleware
 async def database_unavailable_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -124,7 +124,8 @@ class Consumer:
         MESSAGE_HANDLING_SECONDS.labels(self._queue.name).observe(time.perf_counter() - started)
 
     async def _handle(self, message: AbstractIncomingMessage) -> tuple[_Outcome, int, str]:
-        attempt = 0
+        attempt = 0  # the message's own failures count; a dependency's outage does not
+        failures = 0
         while True:
             attempt += 1
             try:
@@ -133,8 +134,11 @@ class Consumer:
                 return _Outcome.DEAD, attempt, f"unprocessable: {exc}"
             except Exception as exc:
                 MESSAGE_FAILURES.labels(self._queue.name).inc()
+                failures += 1
                 failure = f"{type(exc).__name__}: {exc}"
-                if attempt >= self._retry.max_attempts:
+                if isinstance(exc, self._retry.transient):
+                    attempt -= 1
+                elif attempt >= self._retry.max_attempts:
                     log.error(
                         "handler failed; dead-lettering",
                         exc_info=True,
@@ -142,13 +146,14 @@ class Consumer:
                     )
                     return _Outcome.DEAD, attempt, f"failed {attempt} times, last: {failure}"
                 MESSAGE_RETRIES.labels(self._queue.name).inc()
-                backoff = self._retry.backoff_seconds(attempt)
+                backoff = self._retry.backoff_seconds(failures)
                 log.warning(
                     "handler failed; retrying",
                     extra={
                         "queue": self._queue.name,
                         "message_id": message.message_id,
                         "attempt": attempt,
+                        "transient": isinstance(exc, self._retry.transient),
                         "backoff_seconds": round(backoff, 3),
                         "error": failure,
                     },

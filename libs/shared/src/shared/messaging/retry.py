@@ -11,6 +11,10 @@ class RetryPolicy:
     max_attempts: int = 5
     first_backoff_seconds: float = 0.1
     max_backoff_seconds: float = 5.0
+    # Failures of a dependency, not of the message (its database is down, say): retried with
+    # backoff for as long as they last, never counted against max_attempts — an outage must
+    # not dead-letter every message that happened to be in flight.
+    transient: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
