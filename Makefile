@@ -73,9 +73,13 @@ test-member: ## Run one member's tests in its own environment: make test-member 
 	@UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv sync --locked --quiet --package $(notdir $(MEMBER))
 	cd $(MEMBER) && UV_PROJECT_ENVIRONMENT=$(MEMBER_VENVS)/$(notdir $(MEMBER)) uv run --no-sync pytest $(PYTEST_ARGS)
 
-.env:
-	cp .env.example .env
-	@echo "created .env from .env.example"
+.env: .env.example
+	@if [[ ! -f .env ]]; then cp .env.example .env; echo "created .env from .env.example"; \
+	else \
+		missing=$$(comm -23 <(grep -oE '^[A-Z_]+=' .env.example | sort) <(grep -oE '^[A-Z_]+=' .env | sort) | tr -d '='); \
+		[[ -z "$$missing" ]] || { echo ".env lacks what .env.example now has; add these (see .env.example): $$(echo $$missing)" >&2; exit 1; }; \
+		touch .env; \
+	fi
 
 .PHONY: dev
 dev: .env ## Run every process (Procfile, honcho) on this machine's PostgreSQL and RabbitMQ; Ctrl-C stops all
