@@ -23,6 +23,7 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 REQUEST_ID = "X-Request-Id"
 _REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_IDEMPOTENCY_KEY_FORMAT = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
@@ -99,7 +100,7 @@ async def place_order(request: web.Request) -> web.Response:
     key = request.headers.get(IDEMPOTENCY_KEY, "")
     if not key:
         raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
-    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+    if not _IDEMPOTENCY_KEY_FORMAT.fullmatch(key):
         raise Problem(400, "Bad Request", f"{IDEMPOTENCY_KEY} must be 1-255 printable ASCII characters.")
     order = await json_body(request, PlaceOrderRequest)
     answer = await request.app[ORDERS].call(

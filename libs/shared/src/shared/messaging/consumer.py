@@ -124,10 +124,9 @@ class Consumer:
         MESSAGE_HANDLING_SECONDS.labels(self._queue.name).observe(time.perf_counter() - started)
 
     async def _handle(self, message: AbstractIncomingMessage) -> tuple[_Outcome, int, str]:
-        attempt = 0  # the message's own failures count; a dependency's outage does not
+        attempt = 1  # counts the message's own failures; a dependency's outage does not
         failures = 0
         while True:
-            attempt += 1
             try:
                 await self._handler(message)
             except Unprocessable as exc:
@@ -136,9 +135,8 @@ class Consumer:
                 MESSAGE_FAILURES.labels(self._queue.name).inc()
                 failures += 1
                 failure = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, self._retry.transient):
-                    attempt -= 1
-                elif attempt >= self._retry.max_attempts:
+                transient = isinstance(exc, self._retry.transient)
+                if not transient and attempt >= self._retry.max_attempts:
                     log.error(
                         "handler failed; dead-lettering",
                         exc_info=True,
@@ -153,13 +151,15 @@ class Consumer:
                         "queue": self._queue.name,
                         "message_id": message.message_id,
                         "attempt": attempt,
-                        "transient": isinstance(exc, self._retry.transient),
+                        "transient": transient,
                         "backoff_seconds": round(backoff, 3),
                         "error": failure,
                     },
                 )
                 if await self._stop_requested_within(backoff):
                     return _Outcome.REQUEUE, attempt, "consumer stopping"
+                if not transient:
+                    attempt += 1
             else:
                 return _Outcome.DONE, attempt, ""
 
