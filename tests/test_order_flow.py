@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import asyncpg
 import pytest
 
-from shared.testing import eventually
+from shared.testing import eventually, fetch
 
 from .conftest import FIGURES
 from .stack import Stack
@@ -60,14 +59,6 @@ async def orders_of(http: aiohttp.ClientSession, stack: Stack, token: str) -> li
             return found
 
 
-async def rows(url: str, query: str) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetch(query)
-    finally:
-        await connection.close()
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -92,7 +83,7 @@ async def test_two_hundred_concurrent_orders_are_each_notified_exactly_once(
     assert {order["id"] for order in notified} == placed_ids
     assert all(order["published_at"] and order["notified_at"] for order in notified)
     per_order = Counter(
-        str(row["order_id"]) for row in await rows(stack.notifier_database_url, "SELECT order_id FROM notifications")
+        str(row["order_id"]) for row in await fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
     )
     assert set(per_order) == placed_ids
     assert set(per_order.values()) == {1}, "an order has more than one notification row"

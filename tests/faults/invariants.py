@@ -6,9 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-import asyncpg
-
-from shared.testing import eventually
+from shared.testing import eventually, fetch
 from tests.stack import Stack
 
 from .load import Load
@@ -36,27 +34,19 @@ class Outcome:
         )
 
 
-async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetch(query, *args)
-    finally:
-        await connection.close()
-
-
 async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
     """Wait until every kept order is notified; count what was lost or done twice."""
     acknowledged = load.acknowledged
     started = time.monotonic()
     kept = [
         str(row["id"])
-        for row in await _fetch(
+        for row in await fetch(
             stack.orders_database_url, "SELECT id FROM orders WHERE id = ANY($1::uuid[])", acknowledged
         )
     ]
 
     async def all_notified() -> bool | None:
-        rows = await _fetch(
+        rows = await fetch(
             stack.orders_database_url,
             "SELECT count(*) AS n FROM orders WHERE id = ANY($1::uuid[]) AND status = 'notified'",
             kept,
@@ -68,9 +58,9 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
     )
     drained = time.monotonic() - started
     notifications = Counter(
-        str(row["order_id"]) for row in await _fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
+        str(row["order_id"]) for row in await fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
     )
-    sent = await _fetch(
+    sent = await fetch(
         stack.orders_database_url, "SELECT count(*) AS n FROM inbox WHERE event_type = 'dozen.notification.sent.v1'"
     )
     emails = Counter(email["X-Dozen-Order-Id"] for email in stack.smtp.received())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from shared.testing import eventually
 from tests.stack import Stack
 
 BODY = {"currency": "EUR", "items": [{"sku": "FAULT-1", "quantity": 1, "unit_price_cents": 500}]}
@@ -25,6 +26,14 @@ class Load:
 
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    async def reached(self, acknowledged: int, *, within: float = 60) -> None:
+        """Return once ``acknowledged`` orders in all have been acknowledged; fail at the deadline."""
+        await eventually(
+            lambda: True if len(self.acknowledged) >= acknowledged else None,
+            timeout_seconds=within,
+            description=f"{acknowledged} orders acknowledged",
+        )
 
 
 @asynccontextmanager

@@ -11,33 +11,25 @@ import aiohttp
 from shared.testing import eventually
 from tests.conftest import FIGURES
 from tests.faults.invariants import settle
-from tests.faults.load import BODY, Load, steady_load
+from tests.faults.load import BODY, steady_load
 from tests.faults.servers import postgres_stopped, rabbitmq_stopped
 from tests.stack import Stack
 
 ORDERS_PER_SECOND = 50
 
 
-async def acknowledged_at_least(load: Load, count: int, *, within: float = 60) -> None:
-    await eventually(
-        lambda: True if len(load.acknowledged) >= count else None,
-        timeout_seconds=within,
-        description=f"{count} orders acknowledged",
-    )
-
-
 async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack) -> None:
     # About two seconds of refusals (100 orders at 50/s): inside the notifier's retry budget
     # (5 attempts, backoff from 0.5 s), so every email goes out once the server is back.
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
-        await acknowledged_at_least(load, 100)
+        await load.reached(100)
         stack.smtp.refuse_all("451 4.3.0 mailbox busy, try again later")
         refused_from = len(load.acknowledged)
         try:
-            await acknowledged_at_least(load, refused_from + 100)
+            await load.reached(refused_from + 100)
         finally:
             stack.smtp.refuse_all(None)
-        await acknowledged_at_least(load, len(load.acknowledged) + 100)
+        await load.reached(len(load.acknowledged) + 100)
     outcome = await settle(stack, load, "SMTP refusing ~2 s")
     FIGURES.append(outcome.line())
     assert outcome.lost == 0, outcome
@@ -48,13 +40,13 @@ async def test_rabbitmq_down_for_ten_seconds_orders_are_still_accepted_and_all_d
     stack: Stack, amqp_url: str
 ) -> None:
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
-        await acknowledged_at_least(load, 100)
+        await load.reached(100)
         async with rabbitmq_stopped(amqp_url):
             # Accepting needs only PostgreSQL: the outbox holds the events meanwhile.
             down_from = len(load.acknowledged)
-            await acknowledged_at_least(load, down_from + 10 * ORDERS_PER_SECOND)
+            await load.reached(down_from + 10 * ORDERS_PER_SECOND)
             accepted_while_down = len(load.acknowledged) - down_from
-        await acknowledged_at_least(load, len(load.acknowledged) + 100, within=90)
+        await load.reached(len(load.acknowledged) + 100, within=90)
     outcome = await settle(stack, load, "RabbitMQ down ~10 s")
     FIGURES.append(f"{outcome.line()}  (accepted while down: {accepted_while_down})")
     assert accepted_while_down >= 10 * ORDERS_PER_SECOND
@@ -74,7 +66,7 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
                 return answer.status
 
         async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
-            await acknowledged_at_least(load, 100)
+            await load.reached(100)
             async with postgres_stopped(postgres_server_url):
                 await eventually(
                     lambda: _true_if(readiness, 503), timeout_seconds=10, description="orders readiness red"
@@ -93,7 +85,7 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
                 )
             # No process is restarted: each finds the database again by itself.
             await eventually(lambda: _true_if(readiness, 200), timeout_seconds=30, description="orders ready again")
-            await acknowledged_at_least(load, len(load.acknowledged) + 100)
+            await load.reached(len(load.acknowledged) + 100)
     outcome = await settle(stack, load, "PostgreSQL stopped ~10 s")
     FIGURES.append(f"{outcome.line()}  (an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms)")
     assert refusal[:2] == (503, "application/problem+json")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from shared.testing import eventually
 from tests.conftest import FIGURES
 from tests.stack import Stack
 
@@ -20,18 +19,10 @@ BEFORE, AFTER = 100, 100
 @pytest.mark.parametrize("process", ["gateway", "orders-web", "orders-relay", "orders-worker", "notifier"])
 async def test_kill_9_and_restart_loses_and_duplicates_nothing(stack: Stack, process: str) -> None:
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
-        await eventually(
-            lambda: True if len(load.acknowledged) >= BEFORE else None,
-            timeout_seconds=30,
-            description=f"{BEFORE} orders acknowledged",
-        )
+        await load.reached(BEFORE, within=30)
         await stack.kill_and_restart(process)
         resumed = len(load.acknowledged)
-        await eventually(
-            lambda: True if len(load.acknowledged) >= resumed + AFTER else None,
-            timeout_seconds=60,
-            description=f"{AFTER} more orders acknowledged after the restart",
-        )
+        await load.reached(resumed + AFTER)
     outcome = await settle(stack, load, f"kill -9 {process}")
     FIGURES.append(outcome.line())
     assert outcome.lost == 0, outcome

@@ -4,7 +4,7 @@ The fixtures live in ``shared.testing.plugin``; a member enables them in its con
 """
 
 from shared.testing.polling import eventually
-from shared.testing.probes import drain, execute, fetchval, free_port, is_ready, wait_until_ready
+from shared.testing.probes import drain, execute, fetch, fetchval, free_port, is_ready, wait_until_ready
 from shared.testing.processes import ServiceProcess
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "drain",
     "eventually",
     "execute",
+    "fetch",
     "fetchval",
     "free_port",
     "is_ready",

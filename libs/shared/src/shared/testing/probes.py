@@ -44,6 +44,15 @@ async def fetchval(url: str, query: str) -> Any:
         await connection.close()
 
 
+async def fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """Every row of one query on a connection of its own."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
 async def execute(url: str, script: str) -> None:
     connection = await asyncpg.connect(url)
     try:
