@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -22,11 +23,17 @@ log = logging.getLogger(__name__)
 
 # How often a consumer reports its queue's depth; well inside a 15 s scrape interval.
 DEPTH_SAMPLE_SECONDS = 5.0
+SAMPLER_STOP_SECONDS = 2.0
 
 
-async def _sample_depths(connection: AbstractRobustConnection, queue_names: list[str]) -> None:
-    """Report how many messages wait in the consumer's queue and its dead-letter queue."""
-    while True:
+async def _sample_depths(connection: AbstractRobustConnection, queue_names: list[str], stop: asyncio.Event) -> None:
+    """Report how many messages wait in the consumer's queue and its dead-letter queue.
+
+    Stopped by ``stop``, never cancelled: cancelling aiormq mid channel-open leaves the
+    broker expecting that open, and the next frame on the connection closes it — the
+    consumer's own graceful stop included.
+    """
+    while not stop.is_set():
         try:
             channel = await connection.channel()
             try:
@@ -37,7 +44,8 @@ async def _sample_depths(connection: AbstractRobustConnection, queue_names: list
                 await channel.close()
         except aio_pika.exceptions.AMQPError as exc:
             log.debug("queue depth not sampled", extra={"error": type(exc).__name__})
-        await asyncio.sleep(DEPTH_SAMPLE_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), DEPTH_SAMPLE_SECONDS)
 
 
 def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str) -> CleanupContext:
@@ -94,13 +102,18 @@ def queue_consumer(
         )
         await consumer.start()
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})
+        stop_sampling = asyncio.Event()
         sampler = asyncio.create_task(
-            _sample_depths(app[connection_key], [queue_name, *dead_letter_names(queue_name)[1:]])
+            _sample_depths(app[connection_key], [queue_name, *dead_letter_names(queue_name)[1:]], stop_sampling)
         )
         try:
             yield
         finally:
-            sampler.cancel()
+            stop_sampling.set()
+            # A sample in progress gets to finish; one stuck on a dead broker does not hold the exit.
+            _, stuck = await asyncio.wait({sampler}, timeout=SAMPLER_STOP_SECONDS)
+            for task in stuck:
+                task.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
             await consumer.stop(stop_timeout_seconds)
             log.info("stopped consuming", extra={"queue": queue_name})
