@@ -95,6 +95,18 @@ async def test_readyz_is_503_once_shutdown_began(client: TestClient[web.Request,
     assert (await response.json())["checks"] == {"shutdown": "in progress"}
 
 
+async def test_connections_are_kept_alive_until_shutdown_then_closed_after_each_answer(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    before = await client.get("/healthz")
+    client.app[READINESS].begin_shutdown()
+    during = await client.get("/healthz")
+
+    assert before.headers.get("Connection", "keep-alive").lower() == "keep-alive"
+    assert during.status == 200
+    assert during.headers["Connection"].lower() == "close"
+
+
 async def test_metrics_are_prometheus_text(client: TestClient[web.Request, web.Application]) -> None:
     response = await client.get("/metrics")
 

@@ -35,6 +35,16 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+async def close_connections_while_draining(request: web.Request, response: web.StreamResponse) -> None:
+    # A client holding a keep-alive connection to a draining instance would go on using it
+    # (a TCP load balancer pins it here) until the listener closes it, racing its next
+    # request against the close. "Connection: close" sends that client elsewhere at once.
+    if request.app[READINESS].shutting_down:
+        response.force_close()
+        # aiohttp runs this hook after it wrote the Connection header: say it ourselves.
+        response.headers["Connection"] = "close"
+
+
 def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources."""
     app = web.Application(
@@ -42,6 +52,7 @@ def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_
         client_max_size=max_body_bytes,
     )
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
+    app.on_response_prepare.append(close_connections_while_draining)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", make_aiohttp_handler())

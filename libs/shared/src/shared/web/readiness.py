@@ -24,6 +24,10 @@ class Readiness:
     def begin_shutdown(self) -> None:
         self._shutting_down = True
 
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
     async def evaluate(self) -> tuple[bool, dict[str, str]]:
         """(ready, check name -> "ok" or why not). Checks run concurrently, each bounded."""
         names = list(self._checks)
