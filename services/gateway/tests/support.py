@@ -122,6 +122,11 @@ class OrdersStandIn:
         }
         self.orders[order["id"]] = order
         self.keys[key] = order["id"]
+        if self.failure == "drop-after-commit":
+            # The order is kept, the answer lost: the connection dies under the request, once.
+            self.failure = None
+            assert request.transport is not None
+            request.transport.abort()
         return web.json_response(order, status=201, headers={"Location": f"/orders/{order['id']}"})
 
     async def read(self, request: web.Request) -> web.Response:

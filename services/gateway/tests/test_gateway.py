@@ -241,6 +241,21 @@ async def test_upstream_failures_become_problems_without_internals(
         assert answer_headers["Retry-After"] == "1"
 
 
+async def test_a_connection_lost_under_an_order_is_retried_once_under_the_same_key(
+    client: Client, orders: tuple[OrdersStandIn, str]
+) -> None:
+    stand_in = orders[0]
+    stand_in.failure = "drop-after-commit"
+
+    status, answer_headers, order = await call(client, "POST", ORDERS, ORDERS, json=BODY, headers=headers())
+
+    assert status == 201
+    # The retry found the order the lost answer was for: one order, not two.
+    assert answer_headers["Idempotent-Replayed"] == "true"
+    assert len(stand_in.seen) == 2
+    assert list(stand_in.orders) == [order["id"]]
+
+
 async def test_an_unreachable_upstream_is_503(orders: tuple[OrdersStandIn, str]) -> None:
     async with TestClient(TestServer(create_app(settings("http://127.0.0.1:1")))) as unreachable:
         status, answer_headers, problem = await call(unreachable, "POST", ORDERS, ORDERS, json=BODY, headers=headers())

@@ -18,12 +18,20 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Counter
 
 from gateway.settings import WebSettings
 from shared.web import CleanupContext, Problem
 from shared.web.metrics import HTTP_CLIENT_DURATION, status_class
 
 log = logging.getLogger(__name__)
+
+_ATTEMPTS = 2
+# Failures of the connection, not answers: the request may not have reached orders at all.
+_CONNECTION_LOST = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+UPSTREAM_RETRIES = Counter(
+    "dozen_gateway_upstream_retries", "Calls repeated on a fresh connection after one was lost.", ["upstream", "error"]
+)
 
 
 @dataclass(frozen=True)
@@ -74,25 +82,33 @@ class OrdersClient:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> UpstreamAnswer:
-        try:
-            async with self._session.request(
-                method,
-                self._base_url + path,
-                json=json_body,
-                params=params,
-                headers={"X-Request-Id": request_id, **(headers or {})},
-            ) as response:
-                raw = await response.read()
-                status, answer_headers = response.status, dict(response.headers)
-        except TimeoutError:
-            log.warning("orders timed out", extra={"request_id": request_id, "http_path": path})
-            raise Problem(504, "Gateway Timeout", "The order service did not answer in time.") from None
-        except aiohttp.ClientConnectorError as exc:
-            log.warning("orders unreachable", extra={"request_id": request_id, "error": type(exc).__name__})
-            raise _unavailable() from None
-        except aiohttp.ClientError as exc:
-            log.warning("orders failed", extra={"request_id": request_id, "error": type(exc).__name__})
-            raise Problem(502, "Bad Gateway", "The order service failed to answer.") from None
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._session.request(
+                    method,
+                    self._base_url + path,
+                    json=json_body,
+                    params=params,
+                    headers={"X-Request-Id": request_id, **(headers or {})},
+                ) as response:
+                    raw = await response.read()
+                    status, answer_headers = response.status, dict(response.headers)
+                break
+            except TimeoutError:
+                log.warning("orders timed out", extra={"request_id": request_id, "http_path": path})
+                raise Problem(504, "Gateway Timeout", "The order service did not answer in time.") from None
+            except _CONNECTION_LOST as exc:
+                # Every call to orders is safe to repeat: reads, and orders placed under the
+                # customer's Idempotency-Key. A connection that died under the request (an
+                # instance restarting, a reset on the way) is worth one more try on a fresh one.
+                if attempt < _ATTEMPTS:
+                    UPSTREAM_RETRIES.labels("orders", type(exc).__name__).inc()
+                    continue
+                log.warning("orders unreachable", extra={"request_id": request_id, "error": type(exc).__name__})
+                raise _unavailable() from None
+            except aiohttp.ClientError as exc:
+                log.warning("orders failed", extra={"request_id": request_id, "error": type(exc).__name__})
+                raise Problem(502, "Bad Gateway", "The order service failed to answer.") from None
         if status == 503:
             raise _unavailable(answer_headers.get("Retry-After", "1"))
         if status >= 500:
