@@ -86,9 +86,10 @@ class ServiceProcess:
         self._process.kill()
         await self.wait(timeout_seconds=10)
 
-    def twin(self) -> ServiceProcess:
-        """A new, unstarted process with the same command and environment: a restart."""
-        return ServiceProcess(self._argv, env=self._env)
+    def twin(self, env: Mapping[str, str] | None = None) -> ServiceProcess:
+        """A new, unstarted process with the same command and environment (plus ``env``):
+        a restart, or another instance."""
+        return ServiceProcess(self._argv, env=self._env | dict(env or {}))
 
     def output(self) -> str:
         return "\n".join(self.lines[-20:] + self.stderr_lines[-20:])
