@@ -36,6 +36,12 @@ def telemetry_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def proxied_links() -> bool:
+    """Whether the processes reach each other and their backing services through fault proxies."""
+    return False
+
+
+@pytest.fixture
 async def stack(
     new_database: NewDatabase,
     amqp_url: str,
@@ -43,6 +49,7 @@ async def stack(
     amqp_names: AmqpNames,
     smtp_sink: SmtpSink,
     telemetry_env: dict[str, str],
+    proxied_links: bool,
 ) -> AsyncIterator[Stack]:
     """Every Dozen process, running, on databases, exchanges and an SMTP server of this test's own."""
     async with running_stack(
@@ -53,5 +60,6 @@ async def stack(
         names=amqp_names,
         smtp=smtp_sink,
         telemetry_env=telemetry_env,
+        proxied_links=proxied_links,
     ) as running:
         yield running

@@ -6,15 +6,26 @@ import asyncio
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.testing import ServiceProcess, free_port, wait_until_ready
+from shared.testing.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"  # pragma: allowlist secret
+# Each process type's port variable: another instance is the same command with another port.
+PORT_VARIABLES = {
+    "gateway": "GATEWAY_PORT",
+    "orders-web": "ORDERS_PORT",
+    "orders-relay": "ORDERS_PORT",
+    "orders-worker": "ORDERS_PORT",
+    "notifier": "NOTIFIER_PORT",
+}
+# Long enough for a balancer polling readiness every 0.1 s to see it go red several times.
+DRAIN_SECONDS = "1"
 
 
 @dataclass
@@ -26,6 +37,40 @@ class Stack:
     token_env: dict[str, str]
     ports: dict[str, int]
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    # With proxied links only: the proxy on each link ("postgres", "rabbitmq", "orders-web"),
+    # and the instances in rotation per process type ("gateway" for clients, "orders-web"
+    # behind its proxy), as a Kubernetes Service would keep them by readiness.
+    links: dict[str, FaultProxy] = field(default_factory=dict)
+    rotations: dict[str, ReadyInstances] = field(default_factory=dict)
+
+    def gateway_for_next_request(self) -> str | None:
+        """Client-side round robin over the gateways ready now (None: none is); or the one gateway."""
+        if "gateway" not in self.rotations:
+            return self.gateway_url
+        chosen = self.rotations["gateway"].choose()
+        return None if chosen is None else f"http://{chosen[0]}:{chosen[1]}"
+
+    async def start_instance(self, kind: str) -> str:
+        """Another instance of ``kind`` on a port of its own, put in rotation; its name."""
+        name = f"{kind}-{sum(1 for known in self.processes if known.startswith(kind)) + 1}"
+        port = free_port()
+        process = self.processes[kind].twin({PORT_VARIABLES[kind]: str(port)})
+        self.processes[name], self.ports[name] = process, port
+        await process.start()
+        await wait_until_ready(port, what=name)
+        if kind in self.rotations:
+            self.rotations[kind].ports.append(port)
+        return name
+
+    async def restart_gracefully(self, name: str) -> None:
+        """SIGTERM (readiness red, drain, in-flight work finished), exit 0, then start it again."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGTERM)
+        assert await process.wait(timeout_seconds=30) == 0, f"{name} did not exit 0:\n{process.output()}"
+        successor = process.twin()
+        self.processes[name] = successor
+        await successor.start()
+        await wait_until_ready(self.ports[name], what=f"{name} after restart")
 
     async def kill_and_restart(self, name: str) -> None:
         """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port."""
@@ -61,28 +106,73 @@ async def running_stack(
     names: Callable[[str], str],
     smtp: SmtpSink,
     telemetry_env: dict[str, str] | None = None,
+    proxied_links: bool = False,
 ) -> AsyncIterator[Stack]:
-    """Every process type, started in dependency order; ``telemetry_env`` (OTEL_*) goes to all of them."""
+    """Every process type, started in dependency order; ``telemetry_env`` (OTEL_*) goes to all of them.
+
+    With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ and orders web through
+    fault proxies (``Stack.links``), orders web and the gateway drain on SIGTERM, and both
+    are kept in rotation by readiness (``Stack.rotations``); the tests themselves go direct.
+    """
+    async with AsyncExitStack() as resources:
+        ports = {name: free_port() for name in PORT_VARIABLES}
+        links: dict[str, FaultProxy] = {}
+        rotations: dict[str, ReadyInstances] = {}
+        if proxied_links:
+            for kind in ("gateway", "orders-web"):
+                rotations[kind] = await resources.enter_async_context(ReadyInstances([ports[kind]]))
+            links["postgres"] = await resources.enter_async_context(FaultProxy(fixed(orders_database_url)))
+            links["rabbitmq"] = await resources.enter_async_context(FaultProxy(fixed(amqp_url)))
+            links["orders-web"] = await resources.enter_async_context(FaultProxy(rotations["orders-web"].choose))
+        stack = Stack(
+            gateway_url=f"http://127.0.0.1:{ports['gateway']}",
+            orders_database_url=orders_database_url,
+            notifier_database_url=notifier_database_url,
+            smtp=smtp,
+            token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
+            ports=ports,
+            links=links,
+            rotations=rotations,
+        )
+        async with _processes(
+            stack, amqp_url=amqp_url, redis_url=redis_url, names=names, telemetry_env=telemetry_env or {}
+        ):
+            yield stack
+
+
+def _dialled(stack: Stack, link: str, url: str) -> str:
+    return stack.links[link].url_for(url) if link in stack.links else url
+
+
+@asynccontextmanager
+async def _processes(
+    stack: Stack, *, amqp_url: str, redis_url: str, names: Callable[[str], str], telemetry_env: dict[str, str]
+) -> AsyncIterator[None]:
+    orders_database_url, notifier_database_url, ports = (
+        stack.orders_database_url,
+        stack.notifier_database_url,
+        stack.ports,
+    )
     orders_exchange, notifier_exchange = names("orders.events"), names("notifier.events")
+    drain = {"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS} if stack.rotations else {}
     orders_env = {
-        "ORDERS_DATABASE_URL": orders_database_url,
-        "ORDERS_AMQP_URL": amqp_url,
+        "ORDERS_DATABASE_URL": _dialled(stack, "postgres", orders_database_url),
+        "ORDERS_AMQP_URL": _dialled(stack, "rabbitmq", amqp_url),
         "ORDERS_EVENTS_EXCHANGE": orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": notifier_exchange,
         "ORDERS_NOTIFICATIONS_QUEUE": names("orders.notification-sent"),
     }
     notifier_env = {
-        "NOTIFIER_DATABASE_URL": notifier_database_url,
-        "NOTIFIER_AMQP_URL": amqp_url,
-        "NOTIFIER_SMTP_URL": smtp.url,
+        "NOTIFIER_DATABASE_URL": _dialled(stack, "postgres", notifier_database_url),
+        "NOTIFIER_AMQP_URL": _dialled(stack, "rabbitmq", amqp_url),
+        "NOTIFIER_SMTP_URL": stack.smtp.url,
         "NOTIFIER_ORDERS_EXCHANGE": orders_exchange,
         "NOTIFIER_EVENTS_EXCHANGE": notifier_exchange,
         "NOTIFIER_QUEUE": names("notifier.order-created"),
     }
-    ports = {name: free_port() for name in ("orders-web", "orders-relay", "orders-worker", "notifier", "gateway")}
     gateway_env = {
         "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{ports['orders-web']}",
+        "GATEWAY_ORDERS_URL": _dialled(stack, "orders-web", f"http://127.0.0.1:{ports['orders-web']}"),
         "GATEWAY_PORT": str(ports["gateway"]),
         "GATEWAY_REDIS_URL": redis_url,
     }
@@ -91,29 +181,25 @@ async def running_stack(
         "orders-worker": (["orders", "worker"], orders_env | {"ORDERS_PORT": str(ports["orders-worker"])}),
         "notifier": (["notifier", "worker"], notifier_env | {"NOTIFIER_PORT": str(ports["notifier"])}),
         "orders-relay": (["orders", "relay"], orders_env | {"ORDERS_PORT": str(ports["orders-relay"])}),
-        "orders-web": (["orders", "web"], orders_env | {"ORDERS_PORT": str(ports["orders-web"])}),
-        "gateway": (["gateway", "web"], gateway_env),
+        "orders-web": (["orders", "web"], orders_env | _prefixed("ORDERS", drain, PORT=str(ports["orders-web"]))),
+        "gateway": (["gateway", "web"], gateway_env | _prefixed("GATEWAY", drain)),
     }
     await _one_off([str(BIN / "orders"), "migrate"], {"ORDERS_DATABASE_URL": orders_database_url})
     await _one_off([str(BIN / "notifier"), "migrate"], {"NOTIFIER_DATABASE_URL": notifier_database_url})
-    stack = Stack(
-        gateway_url=f"http://127.0.0.1:{ports['gateway']}",
-        orders_database_url=orders_database_url,
-        notifier_database_url=notifier_database_url,
-        smtp=smtp,
-        token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
-        ports=ports,
-    )
     try:
         for name, (argv, env) in commands.items():
-            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env | (telemetry_env or {}))
+            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env | telemetry_env)
             stack.processes[name] = process
             await process.start()
             await wait_until_ready(ports[name], what=name)
-        yield stack
+        yield
         # Every process type must stop cleanly on SIGTERM, in reverse order of start.
         for name, process in reversed(stack.processes.items()):
             process.send_signal(signal.SIGTERM)
             assert await process.wait(timeout_seconds=30) == 0, f"{name} did not exit 0:\n{process.output()}"
     finally:
         await asyncio.gather(*(process.stop() for process in stack.processes.values()))
+
+
+def _prefixed(prefix: str, variables: dict[str, str], **more: str) -> dict[str, str]:
+    return {f"{prefix}_{name}": value for name, value in (variables | more).items()}

@@ -49,8 +49,12 @@ async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]
 
         async def place(index: int) -> None:
             headers = {"Authorization": f"Bearer {tokens[index % CUSTOMERS]}", "Idempotency-Key": str(uuid.uuid4())}
+            gateway = stack.gateway_for_next_request()
+            if gateway is None:
+                load.refuse("no gateway ready")
+                return
             try:
-                async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as answer:
+                async with http.post(f"{gateway}/api/v1/orders", json=BODY, headers=headers) as answer:
                     if answer.status == 201:
                         load.acknowledged.append((await answer.json())["id"])
                     else:
