@@ -58,9 +58,12 @@ def fresh_session() -> aiohttp.ClientSession:
 
 async def test_forwards_both_ways_unchanged(instances: list[Instance]) -> None:
     payload = bytes(range(256)) * 1024  # larger than one chunk
-    async with FaultProxy(fixed(f"http://127.0.0.1:{instances[0].port}")) as proxy, fresh_session() as http:
-        async with http.post(f"http://127.0.0.1:{proxy.port}/echo", data=payload) as answer:
-            assert await answer.read() == payload
+    async with (
+        FaultProxy(fixed(f"http://127.0.0.1:{instances[0].port}")) as proxy,
+        fresh_session() as http,
+        http.post(f"http://127.0.0.1:{proxy.port}/echo", data=payload) as answer,
+    ):
+        assert await answer.read() == payload
 
 
 async def test_latency_delays_every_round_trip(instances: list[Instance]) -> None:

@@ -154,3 +154,18 @@ async def test_empty_environment_lists_every_missing_variable_and_exits_78(
     assert sorted(process.stderr_lines[:-1]) == sorted(
         f"config error: {name}: required but not set" for name in missing
     )
+
+
+@pytest.mark.parametrize("command", [["dlq", "list"], ["dlq", "replay"]])
+async def test_a_missing_dead_letter_queue_is_one_clear_line_not_a_traceback(
+    amqp_url: str, names: Names, command: list[str]
+) -> None:
+    queue = names.queue  # no worker ever declared it, nor its dead-letter queue
+    process = ServiceProcess([NOTIFIER_SCRIPT, *command], env={"NOTIFIER_AMQP_URL": amqp_url, "NOTIFIER_QUEUE": queue})
+    await process.start()
+
+    assert await process.wait(timeout_seconds=30) == 1
+    assert [record["message"] for record in process.records if record.get("level") == "error"] == [
+        f"no dead-letter queue '{queue}.dlq': is NOTIFIER_QUEUE right, and has the worker run once?"
+    ]
+    assert not any("Traceback" in line for line in process.stderr_lines)

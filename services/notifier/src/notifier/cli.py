@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
 from shared import db
@@ -31,10 +33,10 @@ def worker(arguments: argparse.Namespace) -> None:
 
 
 def dlq_list(arguments: argparse.Namespace) -> None:
-    from notifier.dlq import list_dead_letters  # noqa: PLC0415
+    from notifier.dlq import NoDeadLetterQueue, list_dead_letters  # noqa: PLC0415
 
     settings = load_settings(QueueSettings)
-    with running(settings):
+    with running(settings), _fails_plainly(NoDeadLetterQueue):
         for record in asyncio.run(
             list_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)
         ):
@@ -43,14 +45,24 @@ def dlq_list(arguments: argparse.Namespace) -> None:
 
 
 def dlq_replay(arguments: argparse.Namespace) -> None:
-    from notifier.dlq import replay_dead_letters  # noqa: PLC0415
+    from notifier.dlq import NoDeadLetterQueue, replay_dead_letters  # noqa: PLC0415
 
     settings = load_settings(QueueSettings)
-    with running(settings):
+    with running(settings), _fails_plainly(NoDeadLetterQueue):
         replayed = asyncio.run(
             replay_dead_letters(settings.amqp_url.get_secret_value(), settings.queue, arguments.limit)
         )
         log.info("replay done", extra={"replayed": replayed, "queue": settings.queue})
+
+
+@contextmanager
+def _fails_plainly(*expected: type[Exception]) -> Iterator[None]:
+    """An operator's mistake is one clear log line and exit status 1, not a traceback."""
+    try:
+        yield
+    except expected as exc:
+        log.error(str(exc))  # noqa: TRY400 - the message is the whole story
+        raise SystemExit(1) from None
 
 
 def main(argv: list[str] | None = None) -> None:

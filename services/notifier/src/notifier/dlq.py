@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from shared.messaging import (
@@ -39,12 +40,24 @@ _DEAD_LETTER_HEADERS = (
 )
 
 
+class NoDeadLetterQueue(LookupError):
+    """The dead-letter queue does not exist: wrong NOTIFIER_QUEUE, or no worker ever started."""
+
+
 @asynccontextmanager
 async def dead_letter_queue(amqp_url: str, queue: str) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
     connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": "notifier-dlq"})
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        yield channel, await channel.declare_queue(dead_letter_names(queue)[1], passive=True)
+        name = dead_letter_names(queue)[1]
+        try:
+            dlq = await channel.declare_queue(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            # Passive: an admin command must never create the worker's topology by itself.
+            raise NoDeadLetterQueue(
+                f"no dead-letter queue {name!r}: is NOTIFIER_QUEUE right, and has the worker run once?"
+            ) from None
+        yield channel, dlq
     finally:
         await connection.close()
 

@@ -24,6 +24,11 @@ class ServiceProcess:
         self.stderr_lines: list[str] = []
 
     @property
+    def env(self) -> dict[str, str]:
+        """The environment it was given (a one-off admin command runs with the same)."""
+        return dict(self._env)
+
+    @property
     def records(self) -> list[dict[str, Any]]:
         parsed = []
         for line in self.lines:

@@ -25,7 +25,8 @@ _CHUNK = 64 * 1024
 def fixed(url: str) -> Callable[[], Address]:
     """Always the host and port of ``url``."""
     parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None, f"{url!r} needs a host and a port"
+    if parts.hostname is None or parts.port is None:
+        raise ValueError("the URL needs a host and a port")  # never echo it: it may hold a password
     address = (parts.hostname, parts.port)
     return lambda: address
 

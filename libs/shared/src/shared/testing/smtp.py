@@ -18,6 +18,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
+        self._refused_mailboxes: dict[str, str] = {}
         # The client end (host, port) of each SMTP connection that delivered: one per session.
         self.peers: set[tuple[str, int]] = set()
         self.port = free_port()
@@ -48,9 +49,27 @@ class SmtpSink:
         with self._lock:
             self._refuse_always = reply
 
+    def refuse_mailbox(self, local_part: str, reply: str | None = "550 5.1.1 mailbox unavailable") -> None:
+        """Refuse RCPT TO for ``local_part@`` any domain with ``reply``, until called with None."""
+        with self._lock:
+            if reply is None:
+                self._refused_mailboxes.pop(local_part, None)
+            else:
+                self._refused_mailboxes[local_part] = reply
+
     def received(self) -> list[EmailMessage]:
         with self._lock:
             return list(self.messages)
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self._lock:
+            refusal = self._refused_mailboxes.get(address.partition("@")[0])
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         with self._lock:
