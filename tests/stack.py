@@ -81,6 +81,14 @@ class Stack:
         await successor.start()
         await wait_until_ready(self.ports[name], what=f"{name} after restart")
 
+    async def admin(self, name: str, *command: str) -> ServiceProcess:
+        """A one-off admin command of the same release with the same config as process ``name``
+        (factor XII), run to its end; the caller checks its exit status."""
+        process = ServiceProcess([str(BIN / name.partition("-")[0]), *command], env=self.processes[name].env)
+        await process.start()
+        await process.wait(timeout_seconds=60)
+        return process
+
     async def token(self, subject: str, *extra: str, env: dict[str, str] | None = None) -> str:
         process = ServiceProcess(
             [str(BIN / "gateway"), "issue-token", "--subject", subject, *extra], env=env or self.token_env

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.testing import eventually, fetch
 from tests.stack import Stack
 
 from .load import Load
 
-DRAIN_TIMEOUT_SECONDS = 90
+RECOVERY_TIMEOUT_SECONDS = 90
+# Every scenario's outcome, in the order run: printed as a table after the run (conftest).
+OUTCOMES: list[Outcome] = []
 
 
 @dataclass(frozen=True)
@@ -24,20 +26,22 @@ class Outcome:
     # The one accepted at-least-once edge: killed after the SMTP server took the email,
     # before the notification row committed. Same Message-ID; reported, not a failure.
     emailed_twice: int
-    drained_seconds: float
+    # From the end of the fault (or of the load, for faults without one) to every kept order notified.
+    recovered_seconds: float
+    note: str = ""
 
-    def line(self) -> str:
-        return (
-            f"{self.scenario:<28} accepted {self.accepted:>5}  refused {self.refused:>4}  lost {self.lost}"
-            f"  duplicated {self.duplicated}  emailed twice {self.emailed_twice}"
-            f"  drained in {self.drained_seconds:.1f} s"
-        )
+
+def record(outcome: Outcome, note: str = "") -> Outcome:
+    """Put ``outcome`` in the run's table, with what else the scenario measured."""
+    noted = replace(outcome, note=note)
+    OUTCOMES.append(noted)
+    return noted
 
 
 async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
     """Wait until every kept order is notified; count what was lost or done twice."""
     acknowledged = load.acknowledged
-    started = time.monotonic()
+    started = load.fault_ended_at or time.monotonic()
     kept = [
         str(row["id"])
         for row in await fetch(
@@ -54,9 +58,9 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
         return True if int(rows[0]["n"]) == len(kept) else None
 
     await eventually(
-        all_notified, timeout_seconds=DRAIN_TIMEOUT_SECONDS, interval_seconds=0.25, description=f"{scenario} drained"
+        all_notified, timeout_seconds=RECOVERY_TIMEOUT_SECONDS, interval_seconds=0.25, description=f"{scenario} drained"
     )
-    drained = time.monotonic() - started
+    recovered = time.monotonic() - started
     notifications = Counter(
         str(row["order_id"]) for row in await fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
     )
@@ -71,5 +75,5 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
         lost=len(acknowledged) - len(kept),
         duplicated=sum(count - 1 for count in notifications.values()) + abs(int(sent[0]["n"]) - len(notifications)),
         emailed_twice=sum(1 for count in emails.values() if count > 1),
-        drained_seconds=drained,
+        recovered_seconds=recovered,
     )

@@ -23,6 +23,11 @@ CUSTOMERS = 5
 class Load:
     acknowledged: list[str] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
+    fault_ended_at: float | None = None
+
+    def fault_over(self) -> None:
+        """Mark now as the end of the fault: recovery is timed from here."""
+        self.fault_ended_at = time.monotonic()
 
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1

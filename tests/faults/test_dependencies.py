@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from shared.testing import eventually
-from tests.conftest import FIGURES
-from tests.faults.invariants import settle
+from tests.faults.invariants import record, settle
 from tests.faults.load import BODY, steady_load
 from tests.faults.servers import postgres_stopped, rabbitmq_stopped
 from tests.stack import Stack
@@ -29,9 +28,9 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
             await load.reached(refused_from + 100)
         finally:
             stack.smtp.refuse_all(None)
+        load.fault_over()
         await load.reached(len(load.acknowledged) + 100)
-    outcome = await settle(stack, load, "SMTP refusing ~2 s")
-    FIGURES.append(outcome.line())
+    outcome = record(await settle(stack, load, "SMTP refusing (451) ~2 s"), "within the retry budget: no dead letter")
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome
 
@@ -46,9 +45,9 @@ async def test_rabbitmq_down_for_ten_seconds_orders_are_still_accepted_and_all_d
             down_from = len(load.acknowledged)
             await load.reached(down_from + 10 * ORDERS_PER_SECOND)
             accepted_while_down = len(load.acknowledged) - down_from
+        load.fault_over()
         await load.reached(len(load.acknowledged) + 100, within=90)
-    outcome = await settle(stack, load, "RabbitMQ down ~10 s")
-    FIGURES.append(f"{outcome.line()}  (accepted while down: {accepted_while_down})")
+    outcome = record(await settle(stack, load, "RabbitMQ stopped ~10 s"), f"accepted while down: {accepted_while_down}")
     assert accepted_while_down >= 10 * ORDERS_PER_SECOND
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome
@@ -83,11 +82,14 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
                     timeout_seconds=30,
                     description="ten seconds of refused orders",
                 )
+            load.fault_over()
             # No process is restarted: each finds the database again by itself.
             await eventually(lambda: _true_if(readiness, 200), timeout_seconds=30, description="orders ready again")
             await load.reached(len(load.acknowledged) + 100)
-    outcome = await settle(stack, load, "PostgreSQL stopped ~10 s")
-    FIGURES.append(f"{outcome.line()}  (an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms)")
+    outcome = record(
+        await settle(stack, load, "PostgreSQL stopped ~10 s"),
+        f"an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms; readiness red",
+    )
     assert refusal[:2] == (503, "application/problem+json")
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome

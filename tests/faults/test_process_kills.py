@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import FIGURES
 from tests.stack import Stack
 
-from .invariants import settle
+from .invariants import record, settle
 from .load import steady_load
 
 ORDERS_PER_SECOND = 50
@@ -21,9 +20,9 @@ async def test_kill_9_and_restart_loses_and_duplicates_nothing(stack: Stack, pro
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(BEFORE, within=30)
         await stack.kill_and_restart(process)
+        load.fault_over()
         resumed = len(load.acknowledged)
         await load.reached(resumed + AFTER)
-    outcome = await settle(stack, load, f"kill -9 {process}")
-    FIGURES.append(outcome.line())
+    outcome = record(await settle(stack, load, f"kill -9 {process}, restart"))
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import FIGURES
-from tests.faults.invariants import settle
+from tests.faults.invariants import record, settle
 from tests.faults.load import steady_load
 from tests.stack import Stack
 
@@ -35,8 +34,11 @@ async def test_rolling_restart_of_gateway_and_orders_web_fails_no_request(stack:
             await stack.restart_gracefully(name)
             await load.reached(len(load.acknowledged) + BETWEEN_RESTARTS)
         rolled_in = time.monotonic() - started
-    outcome = await settle(stack, load, "rolling restart (SIGTERM)")
-    FIGURES.append(f"{outcome.line()}  (4 instances restarted one by one in {rolled_in:.1f} s)")
+        load.fault_over()
+    outcome = record(
+        await settle(stack, load, "SIGTERM rolling restart (2 gateways, 2 orders web)"),
+        f"4 instances restarted one by one in {rolled_in:.1f} s; failed requests: {sum(load.refused.values())}",
+    )
     assert load.refused == {}, f"failed requests during the rolling restart: {load.refused}"
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome

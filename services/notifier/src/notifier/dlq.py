@@ -94,6 +94,9 @@ async def replay_dead_letters(amqp_url: str, queue: str, limit: int) -> int:
     no other consumer sees them twice); each leaves the DLQ only once the broker confirmed it."""
     replayed = 0
     async with dead_letter_queue(amqp_url, queue) as (channel, dlq):
+        # Only what was parked when the replay began: a message still failing comes back to
+        # the tail meanwhile, and must not be replayed round and round.
+        limit = min(limit, dlq.declaration_result.message_count or 0)
         publisher = Publisher(channel.default_exchange, confirm_timeout_seconds=10)
         while replayed < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
             headers = {key: value for key, value in message.headers.items() if key not in _DEAD_LETTER_HEADERS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,6 +20,8 @@ class SmtpSink:
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
         self._refused_mailboxes: dict[str, str] = {}
+        # How long each message takes to be accepted: a slow server, not synchronisation.
+        self.delay_seconds = 0.0
         # The client end (host, port) of each SMTP connection that delivered: one per session.
         self.peers: set[tuple[str, int]] = set()
         self.port = free_port()
@@ -72,6 +75,8 @@ class SmtpSink:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         with self._lock:
             self.peers.add(tuple(session.peer))
             if self._refuse_always:
