@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
-import aiormq
+import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from shared.messaging import (
@@ -52,7 +52,7 @@ async def dead_letter_queue(amqp_url: str, queue: str) -> AsyncIterator[tuple[Ab
         name = dead_letter_names(queue)[1]
         try:
             dlq = await channel.declare_queue(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
+        except aio_pika.exceptions.ChannelNotFoundEntity:
             # Passive: an admin command must never create the worker's topology by itself.
             raise NoDeadLetterQueue(
                 f"no dead-letter queue {name!r}: is NOTIFIER_QUEUE right, and has the worker run once?"
