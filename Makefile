@@ -40,8 +40,8 @@ lint: ## ruff check, ruff format --check, mypy --strict on every member, and the
 		echo "mypy --strict $$member"; \
 		uv run --locked mypy $$member/src $$member/tests $$(ls -d $$member/benchmarks 2>/dev/null) || exit 1; \
 	done
-	@echo "mypy --strict tests tools deploy load-tests benchmarks"
-	uv run --locked mypy tests tools deploy/grafana load-tests benchmarks
+	@echo "mypy --strict tests tools deploy load-tests benchmarks audit"
+	uv run --locked mypy tests tools deploy/grafana load-tests benchmarks audit
 	$(MAKE) secrets
 
 # .env.example holds the documented development values by design; every other tracked file
@@ -65,6 +65,11 @@ test-e2e: ## Every process type as a real process: 200 orders through the gatewa
 test-faults: ## Twelve fault scenarios under steady load (kills, outages, rolling restart, poison, SMTP, network), then their table
 	uv sync --locked --all-packages --quiet
 	uv run --no-sync pytest tests/faults $(PYTEST_ARGS)
+
+.PHONY: audit
+audit: ## The twelve-factor scorecard (service x factor, PASS/FAIL with evidence; JSON in reports/audit/); needs TEST_* URLs
+	uv sync --locked --all-packages --quiet
+	uv run --no-sync python -m audit $(AUDIT_ARGS)
 
 .PHONY: test-member
 test-member: ## Run one member's tests in its own environment: make test-member MEMBER=libs/shared

@@ -1,0 +1,152 @@
+"""`make audit` can fail: each check, fed a deliberately broken repository, deploy or setting,
+says FAIL and why. (That it passes on Dozen itself is `make audit`, run by .ci/run.)"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from audit import static
+from audit.deploys import PROCESS_SETTINGS, ROOT, Process
+from audit.parity import parity
+from audit.scorecard import Verdict
+from pydantic import Field
+
+from orders.settings import WebSettings as OrdersWeb
+from shared.config import Port
+
+GOOD_ORDERS_WEB = {"ORDERS_DATABASE_URL": "postgresql://dozen@postgres:5432/orders", "ORDERS_PORT": "8081"}
+
+
+def orders_deploy(**changes: object) -> dict[str, list[Process]]:
+    """One deploy of the orders service: web and its migration, sane unless changed."""
+    web = Process("orders-web", "orders", "web", "dozen/orders:1", dict(GOOD_ORDERS_WEB))
+    migrate = Process(
+        "orders-migrate",
+        "orders",
+        "migrate",
+        "dozen/orders:1",
+        {"ORDERS_DATABASE_URL": GOOD_ORDERS_WEB["ORDERS_DATABASE_URL"]},
+    )
+    processes = [web, migrate]
+    for field_name, value in changes.items():
+        target, _, attribute = field_name.partition("__")
+        index = {"web": 0, "migrate": 1}[target]
+        processes[index] = Process(**{**processes[index].__dict__, attribute: value})
+    return {"deploy": processes}
+
+
+def orders_verdict(verdicts: list[Verdict]) -> Verdict:
+    (found,) = [found for found in verdicts if found.service == "orders"]
+    return found
+
+
+def test_the_sane_deploy_passes_every_deploy_check() -> None:
+    deploy = orders_deploy()
+    for check in (static.config, static.port_binding, static.codebase):
+        assert orders_verdict(check(ROOT, deploy)).passed, check.__name__
+    assert orders_verdict(static.admin_processes(deploy)).passed
+
+
+@pytest.mark.parametrize(
+    ("environment", "problem"),
+    [
+        (
+            {k: v for k, v in GOOD_ORDERS_WEB.items() if k != "ORDERS_DATABASE_URL"},
+            "ORDERS_DATABASE_URL: required but not set",
+        ),
+        (GOOD_ORDERS_WEB | {"ORDERS_DATABASE_ULR": "postgresql://x/"}, "ORDERS_DATABASE_ULR: unknown variable"),
+        (GOOD_ORDERS_WEB | {"ORDERS_PORT": "eighty"}, "ORDERS_PORT:"),
+    ],
+)
+def test_iii_fails_on_a_missing_misspelt_or_invalid_variable(environment: dict[str, str], problem: str) -> None:
+    found = orders_verdict(static.config(ROOT, orders_deploy(web__environment=environment)))
+    assert not found.passed
+    assert any(problem in line for line in found.evidence), found.evidence
+
+
+def test_vii_fails_when_a_deploy_gives_no_port_or_a_port_has_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    no_port = {k: v for k, v in GOOD_ORDERS_WEB.items() if k != "ORDERS_PORT"}
+    found = orders_verdict(static.port_binding(ROOT, orders_deploy(web__environment=no_port)))
+    assert not found.passed
+    assert "deploy orders-web: no ORDERS_PORT given" in found.evidence
+
+    class Defaulted(OrdersWeb):
+        port: Port = Field(8080)
+
+    monkeypatch.setitem(PROCESS_SETTINGS, ("orders", "web"), Defaulted)
+    found = orders_verdict(static.port_binding(ROOT, orders_deploy()))
+    assert "orders web: its port is not a required setting" in found.evidence
+
+
+def test_vii_fails_on_a_literal_port_in_the_source(tmp_path: Path) -> None:
+    source = tmp_path / "services" / "orders" / "src"
+    (source / "orders").mkdir(parents=True)
+    (source / "orders" / "app.py").write_text("site = web.TCPSite(runner, '0.0.0.0', 8080)\n")
+    assert static._hard_coded_ports(source) == [
+        "services/orders/src/orders/app.py: a literal port in \"TCPSite(runner, '0.0.0.0', 8080\""
+    ]
+
+
+def test_i_fails_when_processes_of_one_service_run_different_images() -> None:
+    found = orders_verdict(static.codebase(ROOT, orders_deploy(migrate__image="dozen/orders-migrations:1")))
+    assert not found.passed
+    assert any("not one image of it" in line for line in found.evidence)
+
+
+def test_xii_fails_when_a_one_off_runs_another_image_or_another_config() -> None:
+    other_image = orders_verdict(static.admin_processes(orders_deploy(migrate__image="dozen/orders:2")))
+    other_url = orders_verdict(
+        static.admin_processes(orders_deploy(migrate__environment={"ORDERS_DATABASE_URL": "postgresql://x@y/other"}))
+    )
+    assert not other_image.passed
+    assert not other_url.passed
+    assert any("configured differently: ['ORDERS_DATABASE_URL']" in line for line in other_url.evidence)
+
+
+def copied(tmp_path: Path, *paths: str) -> Path:
+    for path in paths:
+        source = ROOT / path
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".*cache"))
+        else:
+            shutil.copy2(source, target)
+    return tmp_path
+
+
+def edited(root: Path, path: str, change: Callable[[str], str]) -> None:
+    target = root / path
+    before = target.read_text()
+    after = change(before)
+    assert after != before, f"the edit changed nothing in {path}"
+    target.write_text(after)
+
+
+def test_i_fails_when_a_dockerfile_does_not_install_from_the_lockfile(tmp_path: Path) -> None:
+    root = copied(
+        tmp_path, "uv.lock", "services/orders/Dockerfile", "services/gateway/Dockerfile", "services/notifier/Dockerfile"
+    )
+    edited(root, "services/orders/Dockerfile", lambda text: text.replace("uv sync --locked", "uv sync"))
+    found = orders_verdict(static.codebase(root, {}))
+    assert "services/orders/Dockerfile does not install from uv.lock with --locked" in found.evidence
+
+
+def test_ii_fails_on_an_import_the_member_does_not_declare(tmp_path: Path) -> None:
+    root = copied(tmp_path, "pyproject.toml", "uv.lock", "libs", "services", "load-tests")
+    edited(root, "services/orders/src/orders/keys.py", lambda text: text + "\nimport yaml  # noqa\n")
+    found = orders_verdict(static.dependencies(root))
+    assert not found.passed
+    assert any("keys.py" in line and "'yaml' imported but" in line for line in found.evidence), found.evidence
+
+
+def test_x_fails_when_a_server_version_drifts_past_the_compatible_part(tmp_path: Path) -> None:
+    root = copied(tmp_path, ".python-version", ".env.example", "docker-compose.yml", "services/orders/Dockerfile")
+    edited(root, ".env.example", lambda text: text.replace("POSTGRES_IMAGE=postgres:15", "POSTGRES_IMAGE=postgres:16"))
+    found = orders_verdict(parity(root, environ={}))
+    assert not found.passed
+    drift = next(line for line in found.evidence if line.startswith("postgresql drifts"))
+    assert ".env.example 16" in drift
