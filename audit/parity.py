@@ -11,7 +11,7 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aio_pika
@@ -92,7 +92,7 @@ async def _redis(url: str) -> str:
         await client.aclose()
 
 
-PROBES: dict[str, Callable[[str], object]] = {"postgresql": _postgres, "rabbitmq": _rabbitmq, "redis": _redis}
+PROBES: dict[str, Callable[[str], Awaitable[str]]] = {"postgresql": _postgres, "rabbitmq": _rabbitmq, "redis": _redis}
 
 
 async def connected_versions(environ: dict[str, str]) -> dict[str, str]:
@@ -104,7 +104,7 @@ async def connected_versions(environ: dict[str, str]) -> dict[str, str]:
             found[component] = f"? ({variable} not set)"
             continue
         try:
-            found[component] = await PROBES[component](url)  # type: ignore[misc]
+            found[component] = await PROBES[component](url)
         except Exception as error:  # noqa: BLE001 - reported as the finding
             found[component] = f"? ({type(error).__name__})"
     return found
