@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
+import uuid
+
+import asyncpg
 
 from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
@@ -19,6 +24,51 @@ def migrate(arguments: argparse.Namespace) -> None:
     settings = load_settings(OrdersSettings)
     with running(settings):
         db.migrate(settings.database_url.get_secret_value(), "orders", create_database=arguments.create_database)
+
+
+def outbox_redrive(arguments: argparse.Namespace) -> None:
+    """One-off: publish again the OrderCreated events of orders stuck before their notification."""
+    from orders.outbox import NotRedrivable, redrive  # noqa: PLC0415
+    from shared.events import OrderCreatedV1  # noqa: PLC0415
+
+    settings = load_settings(OrdersSettings)
+
+    async def run() -> list[dict[str, str]]:
+        async with asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1) as pool:
+            redriven = await redrive(
+                pool,
+                event_type=OrderCreatedV1.event_type,
+                order_ids=arguments.orders,
+                stuck_for_seconds=arguments.stuck_for_seconds,
+                limit=arguments.limit,
+                dry_run=arguments.dry_run,
+            )
+        return [
+            {
+                "order_id": str(row.order_id),
+                "event_id": str(row.event_id),
+                "first_published_at": str(row.first_published_at),
+            }
+            for row in redriven
+        ]
+
+    with running(settings):
+        try:
+            redriven = asyncio.run(run())
+        except NotRedrivable as exc:
+            for order_id, reason in exc.reasons.items():
+                # The reason is the whole story: no traceback.
+                log.error(  # noqa: TRY400
+                    "cannot re-drive; nothing changed", extra={"order_id": str(order_id), "reason": reason}
+                )
+            raise SystemExit(1) from None
+        except (OSError, asyncpg.PostgresError):
+            log.exception("redrive failed; nothing changed")
+            raise SystemExit(1) from None
+        for row in redriven:
+            # The command's output, one JSON object a line, beside the JSON log lines.
+            print(json.dumps({"would_redrive" if arguments.dry_run else "redriven": row}))
+        log.info("redrive done", extra={"redriven": len(redriven), "dry_run": arguments.dry_run})
 
 
 def serve_web(arguments: argparse.Namespace) -> None:
@@ -45,22 +95,39 @@ def serve_worker(arguments: argparse.Namespace) -> None:
         run(create_worker_app(settings), port=settings.port, settings=settings)
 
 
-COMMANDS = {
-    "migrate": (migrate, "apply the database migrations and exit (one-off)"),
-    "web": (serve_web, "serve the HTTP API on ORDERS_PORT"),
-    "relay": (serve_relay, "publish outbox rows to RabbitMQ; management port ORDERS_PORT"),
-    "worker": (serve_worker, "consume NotificationSent and mark orders notified; management port ORDERS_PORT"),
-}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="orders", description="Dozen's order service.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        command = commands.add_parser(name, help=help_text)
-        if name == "migrate":
-            command.add_argument(
-                "--create-database", action="store_true", help="create the database first if missing (dev, CI)"
-            )
+    migrate_parser = commands.add_parser("migrate", help="apply the database migrations and exit (one-off)")
+    migrate_parser.add_argument(
+        "--create-database", action="store_true", help="create the database first if missing (dev, CI)"
+    )
+    migrate_parser.set_defaults(run=migrate)
+    commands.add_parser("web", help="serve the HTTP API on ORDERS_PORT").set_defaults(run=serve_web)
+    commands.add_parser("relay", help="publish outbox rows to RabbitMQ; management port ORDERS_PORT").set_defaults(
+        run=serve_relay
+    )
+    commands.add_parser(
+        "worker", help="consume NotificationSent and mark orders notified; management port ORDERS_PORT"
+    ).set_defaults(run=serve_worker)
+    outbox = commands.add_parser("outbox", help="repair what the outbox sent (one-off)")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="OUTBOX_COMMAND")
+    redrive = outbox_commands.add_parser(
+        "redrive",
+        help="publish again the OrderCreated events of orders published but never notified "
+        "(a lost or purged delivery); consumers drop what they have seen, so it is always safe",
+    )
+    redrive.add_argument(
+        "--order", dest="orders", action="append", type=uuid.UUID, metavar="ORDER_ID", help="this order (repeatable)"
+    )
+    redrive.add_argument(
+        "--stuck-for-seconds",
+        type=float,
+        default=300.0,
+        help="without --order: every order published at least this long ago and not yet notified (default 300)",
+    )
+    redrive.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    redrive.add_argument("--dry-run", action="store_true", help="list what would be re-driven; change nothing")
+    redrive.set_defaults(run=outbox_redrive)
     arguments = parser.parse_args(argv)
-    COMMANDS[arguments.command][0](arguments)
+    arguments.run(arguments)

@@ -1,11 +1,15 @@
-"""The outbox table as the relay sees it: claim unpublished rows, mark them published."""
+"""The outbox table: the relay claims unpublished rows and marks them published; an operator
+re-drives the events of orders stuck waiting for their notification."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
+
+from asyncpg import Record
 
 from shared.db import Pool, PoolConnection
 
@@ -77,3 +81,84 @@ async def backlog(pool: Pool) -> Backlog:
     if record is None:  # An aggregate over a table always yields one row.
         raise RuntimeError("backlog query returned no row")
     return Backlog(rows=int(record["rows"]), oldest_age_seconds=float(record["age"]))
+
+
+@dataclass(frozen=True)
+class Redriven:
+    """An OrderCreated event put back in the outbox, and when it had first gone out."""
+
+    order_id: UUID
+    event_id: UUID
+    first_published_at: datetime
+
+
+class NotRedrivable(Exception):
+    """Orders asked for by id that cannot be re-driven, each with why; nothing was changed."""
+
+    def __init__(self, reasons: dict[UUID, str]) -> None:
+        super().__init__("; ".join(f"{order_id}: {reason}" for order_id, reason in reasons.items()))
+        self.reasons = reasons
+
+
+async def redrive(
+    pool: Pool,
+    *,
+    event_type: str,
+    order_ids: Sequence[UUID] | None,
+    stuck_for_seconds: float,
+    limit: int,
+    dry_run: bool,
+) -> list[Redriven]:
+    """Mark the ``event_type`` events of orders still waiting for their notification unpublished
+    again, so the relays publish them once more, with their original event ids.
+
+    Safe by construction: every consumer drops an event id it has seen, so a re-driven event
+    either repairs a lost delivery or changes nothing. ``order_ids`` names the orders (all of
+    them must be published and not yet notified, or nothing changes); without it, every order
+    published more than ``stuck_for_seconds`` ago and still not notified, oldest first.
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        if order_ids is not None:
+            rows = await connection.fetch(
+                f"""{_REDRIVE_SELECT} WHERE o.id = ANY($2::uuid[]) ORDER BY x.id FOR UPDATE OF x""",
+                event_type,
+                list(order_ids),
+            )
+            _refuse_ineligible(order_ids, rows)
+        else:
+            rows = await connection.fetch(
+                f"""{_REDRIVE_SELECT}
+                    WHERE o.status = 'accepted'
+                      AND x.published_at < clock_timestamp() - make_interval(secs => $2)
+                    ORDER BY x.id LIMIT $3 FOR UPDATE OF x SKIP LOCKED""",
+                event_type,
+                stuck_for_seconds,
+                limit,
+            )
+        if rows and not dry_run:
+            await connection.execute(
+                "UPDATE outbox SET published_at = NULL WHERE id = ANY($1::bigint[])", [row["row_id"] for row in rows]
+            )
+            # The relays sleep until notified; wake them at commit, as a new order would.
+            await connection.execute("SELECT pg_notify('orders_outbox', '')")
+    return [Redriven(row["order_id"], row["event_id"], row["published_at"]) for row in rows]
+
+
+_REDRIVE_SELECT = """
+    SELECT o.id AS order_id, o.status, x.id AS row_id, x.event_id, x.published_at
+    FROM orders o JOIN outbox x ON x.aggregate_id = o.id AND x.event_type = $1"""
+
+
+def _refuse_ineligible(order_ids: Sequence[UUID], rows: Sequence[Record]) -> None:
+    found = {row["order_id"]: row for row in rows}
+    reasons = {}
+    for order_id in order_ids:
+        row = found.get(order_id)
+        if row is None:
+            reasons[order_id] = "no such order"
+        elif row["status"] != "accepted":
+            reasons[order_id] = f"already {row['status']}"
+        elif row["published_at"] is None:
+            reasons[order_id] = "not published yet (the relay will publish it)"
+    if reasons:
+        raise NotRedrivable(reasons)
