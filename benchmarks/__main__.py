@@ -24,9 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from shared.testing.plugin import with_database
+from shared.testing.databases import scratch_databases
 
 from . import pipeline, raw, report
 
@@ -55,20 +53,12 @@ def server_urls() -> tuple[str, str, str]:
 
 async def raw_limits(server_url: str, amqp_url: str, seconds: float) -> dict[str, Any]:
     print("raw limits ...", flush=True)
-    database = f"bench_{uuid.uuid4().hex[:8]}_raw"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    try:
+    async with scratch_databases(server_url, [f"bench_{uuid.uuid4().hex[:8]}_raw"]) as (database_url,):
         return {
             "http_hello": await raw.http_hello(seconds=seconds, concurrency=32),
-            "postgres_orders": await raw.postgres_orders(
-                with_database(server_url, database), seconds=seconds, concurrency=16
-            ),
+            "postgres_orders": await raw.postgres_orders(database_url, seconds=seconds, concurrency=16),
             "rabbitmq": await raw.rabbitmq_messages(amqp_url, seconds=seconds, concurrency=64),
         }
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
 
 
 async def main() -> None:

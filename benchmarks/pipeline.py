@@ -18,8 +18,9 @@ import aiohttp
 import asyncpg
 from tests.stack import running_stack
 
+from shared.testing.amqp import AmqpNames
+from shared.testing.databases import scratch_databases
 from shared.testing.otlp import OtlpSink
-from shared.testing.plugin import AmqpNames, with_database
 from shared.testing.smtp import SmtpSink
 
 from . import cpu
@@ -84,11 +85,8 @@ async def stepped(
     telemetry: bool,
     log_level: str,
 ) -> dict[str, Any]:
-    names = AmqpNames()
+    names = AmqpNames(f"bench-{uuid.uuid4().hex[:8]}")
     databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
-    admin = await asyncpg.connect(server_url)
-    for database in databases:
-        await admin.execute(f'CREATE DATABASE "{database}"')
     smtp, traces = SmtpSink(), OtlpSink()
     smtp.start()
     await traces.start()
@@ -102,15 +100,18 @@ async def stepped(
     # benchmark measures the pipeline, not the per-customer limit.
     environment |= {"GATEWAY_RATE_LIMIT_PER_SECOND": "100000", "GATEWAY_RATE_LIMIT_BURST": "100000"}
     try:
-        async with running_stack(
-            orders_database_url=with_database(server_url, databases[0]),
-            notifier_database_url=with_database(server_url, databases[1]),
-            amqp_url=amqp_url,
-            redis_url=redis_url,
-            names=names,
-            smtp=smtp,
-            telemetry_env=environment,
-        ) as stack:
+        async with (
+            scratch_databases(server_url, databases) as (orders_database_url, notifier_database_url),
+            running_stack(
+                orders_database_url=orders_database_url,
+                notifier_database_url=notifier_database_url,
+                amqp_url=amqp_url,
+                redis_url=redis_url,
+                names=names,
+                smtp=smtp,
+                telemetry_env=environment,
+            ) as stack,
+        ):
             tokens = [await stack.token(f"bench-{index}") for index in range(CUSTOMERS)]
             groups = [cpu.pids(name, [process.pid]) for name, process in stack.processes.items()]
             groups += [cpu.postgres(), cpu.rabbitmq()]
@@ -156,7 +157,4 @@ async def stepped(
     finally:
         smtp.stop()
         await traces.stop()
-        for database in databases:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
         await names.delete_all(amqp_url)

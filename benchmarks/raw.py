@@ -16,7 +16,7 @@ from orders.repository import place_order
 from shared.db import migrate_package
 from shared.messaging.topology import declare_consumer_queue
 from shared.testing import ServiceProcess, free_port, wait_until_ready
-from shared.testing.plugin import AmqpNames
+from shared.testing.amqp import AmqpNames
 
 from . import cpu
 from .load import closed_loop, percentile
@@ -81,7 +81,7 @@ async def postgres_orders(database_url: str, *, seconds: float, concurrency: int
 
 async def rabbitmq_messages(amqp_url: str, *, seconds: float, concurrency: int) -> dict[str, Any]:
     """Persistent messages published with confirms to a quorum queue, then consumed with acks."""
-    names = AmqpNames()
+    names = AmqpNames(f"bench-{uuid.uuid4().hex[:8]}")
     connection = await aio_pika.connect_robust(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)

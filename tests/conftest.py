@@ -14,7 +14,8 @@ from .stack import Stack, running_stack
 if TYPE_CHECKING:
     # Imported by pytest through pytest_plugins below; importing it first would stop
     # pytest from rewriting its assertions.
-    from shared.testing.plugin import AmqpNames, NewDatabase
+    from shared.testing.amqp import AmqpNames
+    from shared.testing.plugin import NewDatabase
 
 pytest_plugins = ["shared.testing.plugin"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,14 @@ PORT_VARIABLES = {
 # Long enough for a balancer polling readiness every 0.1 s to see it go red several times.
 DRAIN_SECONDS = "1"
 
+# How a process of a service is started: (service, arguments, environment) -> not yet started.
+Launch = Callable[[str, Sequence[str], Mapping[str, str]], ServiceProcess]
+
+
+def from_source(service: str, arguments: Sequence[str], env: Mapping[str, str]) -> ServiceProcess:
+    """The service's console script as this checkout installed it (``make install``)."""
+    return ServiceProcess([str(BIN / service), *arguments], env=env)
+
 
 @dataclass
 class Stack:
@@ -36,6 +44,7 @@ class Stack:
     smtp: SmtpSink
     token_env: dict[str, str]
     ports: dict[str, int]
+    launch: Launch = from_source
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     # With proxied links only: the proxy on each link ("postgres", "rabbitmq", "orders-web"),
     # and the instances in rotation per process type ("gateway" for clients, "orders-web"
@@ -84,22 +93,19 @@ class Stack:
     async def admin(self, name: str, *command: str) -> ServiceProcess:
         """A one-off admin command of the same release with the same config as process ``name``
         (factor XII), run to its end; the caller checks its exit status."""
-        process = ServiceProcess([str(BIN / name.partition("-")[0]), *command], env=self.processes[name].env)
+        process = self.launch(name.partition("-")[0], command, self.processes[name].env)
         await process.start()
         await process.wait(timeout_seconds=60)
         return process
 
     async def token(self, subject: str, *extra: str, env: dict[str, str] | None = None) -> str:
-        process = ServiceProcess(
-            [str(BIN / "gateway"), "issue-token", "--subject", subject, *extra], env=env or self.token_env
-        )
+        process = self.launch("gateway", ["issue-token", "--subject", subject, *extra], env or self.token_env)
         await process.start()
         assert await process.wait(timeout_seconds=30) == 0, process.output()
         return process.lines[-1]
 
 
-async def _one_off(argv: list[str], env: dict[str, str]) -> None:
-    process = ServiceProcess(argv, env=env)
+async def _one_off(process: ServiceProcess) -> None:
     await process.start()
     assert await process.wait(timeout_seconds=60) == 0, process.output()
 
@@ -115,12 +121,14 @@ async def running_stack(
     smtp: SmtpSink,
     telemetry_env: dict[str, str] | None = None,
     proxied_links: bool = False,
+    launch: Launch = from_source,
 ) -> AsyncIterator[Stack]:
     """Every process type, started in dependency order; ``telemetry_env`` (OTEL_*) goes to all of them.
 
     With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ and orders web through
     fault proxies (``Stack.links``), orders web and the gateway drain on SIGTERM, and both
     are kept in rotation by readiness (``Stack.rotations``); the tests themselves go direct.
+    ``launch`` starts every process, one-offs included (default: this checkout's scripts).
     """
     async with AsyncExitStack() as resources:
         ports = {name: free_port() for name in PORT_VARIABLES}
@@ -139,6 +147,7 @@ async def running_stack(
             smtp=smtp,
             token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
             ports=ports,
+            launch=launch,
             links=links,
             rotations=rotations,
         )
@@ -192,11 +201,11 @@ async def _processes(
         "orders-web": (["orders", "web"], orders_env | _prefixed("ORDERS", drain, PORT=str(ports["orders-web"]))),
         "gateway": (["gateway", "web"], gateway_env | _prefixed("GATEWAY", drain)),
     }
-    await _one_off([str(BIN / "orders"), "migrate"], {"ORDERS_DATABASE_URL": orders_database_url})
-    await _one_off([str(BIN / "notifier"), "migrate"], {"NOTIFIER_DATABASE_URL": notifier_database_url})
+    await _one_off(stack.launch("orders", ["migrate"], {"ORDERS_DATABASE_URL": orders_database_url}))
+    await _one_off(stack.launch("notifier", ["migrate"], {"NOTIFIER_DATABASE_URL": notifier_database_url}))
     try:
         for name, (argv, env) in commands.items():
-            process = ServiceProcess([str(BIN / argv[0]), *argv[1:]], env=env | telemetry_env)
+            process = stack.launch(argv[0], argv[1:], env | telemetry_env)
             stack.processes[name] = process
             await process.start()
             await wait_until_ready(ports[name], what=name)

@@ -24,7 +24,7 @@ from shared.messaging import (
     open_confirming_channel,
 )
 from shared.testing import eventually
-from shared.testing.plugin import AmqpNames
+from shared.testing.amqp import AmqpNames
 
 from .messaging_support import ROUTING_KEY, Topology, publisher, ready_messages, running_consumer, take_one
 

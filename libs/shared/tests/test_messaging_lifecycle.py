@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shared.config import ServiceSettings
 from shared.messaging import Handler, amqp_connection, queue_consumer
 from shared.testing import eventually
-from shared.testing.plugin import AmqpNames
+from shared.testing.amqp import AmqpNames
 from shared.web import create_base_app
 
 from .messaging_support import FAST_RETRIES, ROUTING_KEY, Topology, publisher, ready_messages

@@ -11,7 +11,7 @@ import pytest
 
 from shared.db import MigrationError, apply_migrations, discover, ensure_database
 from shared.testing import fetchval
-from shared.testing.plugin import with_database
+from shared.testing.databases import with_database
 
 # pg_sleep widens the window in which unserialised runners would both see version 2
 # as pending; with the lock, only the first applies it and the counter says 1.

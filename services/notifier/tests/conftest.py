@@ -11,7 +11,7 @@ from .support import Names
 if TYPE_CHECKING:
     # Imported by pytest through pytest_plugins below; importing it first would stop
     # pytest from rewriting its assertions.
-    from shared.testing.plugin import AmqpNames
+    from shared.testing.amqp import AmqpNames
 
 pytest_plugins = ["shared.testing.plugin"]
 

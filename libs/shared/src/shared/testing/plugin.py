@@ -11,16 +11,15 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
-import asyncpg
 import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.messaging.topology import dead_letter_names
 from shared.testing import backing_services
+from shared.testing.amqp import AmqpNames
+from shared.testing.databases import create_database, drop_databases
 from shared.testing.smtp import SmtpSink
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -57,11 +56,6 @@ def redis_url(_containers: ExitStack) -> str:
     return _server(backing_services.redis_url, _containers)
 
 
-def with_database(server_url: str, database: str) -> str:
-    parts = urlsplit(server_url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
 NewDatabase = Callable[[], Awaitable[str]]
 
 
@@ -72,59 +66,18 @@ async def new_database(postgres_server_url: str) -> AsyncIterator[NewDatabase]:
 
     async def create() -> str:
         name = f"test_{RUN_ID}_{next(_sequence)}"
-        admin = await asyncpg.connect(postgres_server_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
+        url = await create_database(postgres_server_url, name)
         created.append(name)
-        return with_database(postgres_server_url, name)
+        return url
 
     yield create
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        for name in created:
-            # FORCE: a process under test may still hold a connection after a failed test.
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_databases(postgres_server_url, created)
 
 
 @pytest_asyncio.fixture
 async def database_url(new_database: NewDatabase) -> str:
     """A new, empty database for this test alone, dropped afterwards."""
     return await new_database()
-
-
-class AmqpNames:
-    """Exchange and queue names private to one test, deleted with their dead-letter pairs."""
-
-    def __init__(self) -> None:
-        self.prefix = f"test-{RUN_ID}-{next(_sequence)}"
-        self.issued: list[str] = []
-
-    def __call__(self, name: str) -> str:
-        unique = f"{self.prefix}.{name}"
-        self.issued.append(unique)
-        return unique
-
-    async def delete_all(self, url: str) -> None:
-        connection = await aio_pika.connect(url)
-        try:
-            for name in self.issued:
-                for candidate in (name, *dead_letter_names(name)):
-                    # A failed delete closes its channel, so each gets a fresh one.
-                    for delete in ("queue_delete", "exchange_delete"):
-                        channel = await connection.channel()
-                        try:
-                            await getattr(channel, delete)(candidate)
-                        except aio_pika.exceptions.AMQPError:
-                            pass
-                        finally:
-                            if not channel.is_closed:
-                                await channel.close()
-        finally:
-            await connection.close()
 
 
 @pytest.fixture
@@ -146,6 +99,6 @@ async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
 
 @pytest_asyncio.fixture
 async def amqp_names(amqp_url: str) -> AsyncIterator[AmqpNames]:
-    names = AmqpNames()
+    names = AmqpNames(f"test-{RUN_ID}-{next(_sequence)}")
     yield names
     await names.delete_all(amqp_url)

@@ -15,9 +15,10 @@ from shared.testing.polling import eventually
 class ServiceProcess:
     """A child process whose stdout is read line by line, as JSON log records where it parses."""
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None = None) -> None:
         self._argv = list(argv)
         self._env = dict(env)
+        self._cwd = cwd
         self._process: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
         self.lines: list[str] = []
@@ -42,7 +43,7 @@ class ServiceProcess:
         # Only what the test passes, plus PATH: the process must need nothing else (factor III).
         env = {"PATH": os.environ.get("PATH", ""), **self._env}
         self._process = await asyncio.create_subprocess_exec(
-            *self._argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *self._argv, env=env, cwd=self._cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         # Both pipes are drained all along, so a chatty child never blocks on a full pipe.
         self._readers = [
@@ -94,7 +95,7 @@ class ServiceProcess:
     def twin(self, env: Mapping[str, str] | None = None) -> ServiceProcess:
         """A new, unstarted process with the same command and environment (plus ``env``):
         a restart, or another instance."""
-        return ServiceProcess(self._argv, env=self._env | dict(env or {}))
+        return ServiceProcess(self._argv, env=self._env | dict(env or {}), cwd=self._cwd)
 
     def output(self) -> str:
         return "\n".join(self.lines[-20:] + self.stderr_lines[-20:])
