@@ -34,6 +34,26 @@ def verdict(factor: str, service: str, failures: list[str], evidence: list[str])
     return Verdict(factor, service, not failures, failures + evidence if failures else evidence)
 
 
+def merged(verdicts: list[Verdict]) -> list[Verdict]:
+    """One verdict per factor and service: a cell checked both statically and at run time
+    passes only if both did; the failing part's lines come first."""
+    cells: dict[tuple[str, str], list[Verdict]] = {}
+    for found in verdicts:
+        cells.setdefault((found.factor, found.service), []).append(found)
+    combined = []
+    for (factor, service), parts in cells.items():
+        ordered = sorted(parts, key=lambda part: part.passed)
+        combined.append(
+            Verdict(
+                factor,
+                service,
+                all(part.passed for part in parts),
+                [line for part in ordered for line in part.evidence],
+            )
+        )
+    return combined
+
+
 def table(verdicts: list[Verdict], services: tuple[str, ...]) -> str:
     by_cell = {(v.factor, v.service): v for v in verdicts}
     factors = [factor for factor in FACTORS if any(v.factor == factor for v in verdicts)]

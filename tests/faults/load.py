@@ -47,7 +47,7 @@ async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]
 
     Open loop: a slow or dead gateway does not slow the arrivals, as with real customers.
     """
-    tokens = [await stack.token(f"fault-{index}") for index in range(CUSTOMERS)]
+    tokens = await asyncio.gather(*(stack.token(f"fault-{index}") for index in range(CUSTOMERS)))
     load = Load()
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:

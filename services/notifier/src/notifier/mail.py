@@ -88,7 +88,10 @@ class Mailer:
 
     def __init__(self, url: str, *, timeout_seconds: float, connections: int = 4) -> None:
         parts = urlsplit(url)
-        self._hostname = parts.hostname or "localhost"
+        if not parts.hostname:
+            # NOTIFIER_SMTP_URL is validated to name a host; a default here would hide a bug.
+            raise ValueError("the SMTP URL names no host")
+        self._hostname = parts.hostname
         self._implicit_tls = parts.scheme == "smtps"
         self._port = parts.port or (465 if self._implicit_tls else 25)
         self._username = unquote(parts.username) if parts.username else None

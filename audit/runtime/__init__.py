@@ -1,0 +1,98 @@
+"""The factors shown by the running system: IV, V, VI, VII, VIII, IX, XI and XII.
+
+One run of the whole of Dozen, built as its images are and every process observed, goes
+through the steps below; each step records what it saw per factor and service, and the
+records every process left (its output, the files it wrote) are judged once all are down.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from audit.deploys import SERVICES
+from audit.observe import ObservationUnavailable, ObservedProcess
+from audit.release import ReleaseUnavailable
+from audit.runtime.admin import check_admin_processes
+from audit.runtime.arrival import check_arrivals
+from audit.runtime.backing import check_backing_services
+from audit.runtime.concurrency import check_concurrency
+from audit.runtime.disposability import check_disposability
+from audit.runtime.findings import Findings
+from audit.runtime.records import judge_records
+from audit.runtime.statelessness import check_statelessness
+from audit.runtime.system import AuditedSystem, SystemUnavailable, audited_system
+from audit.scorecard import Verdict
+
+RUNTIME_FACTORS = ("IV", "V", "VI", "VII", "VIII", "IX", "XI", "XII")
+
+Step = Callable[[AuditedSystem, Findings], Awaitable[None]]
+
+
+async def _arrivals(system: AuditedSystem, findings: Findings) -> None:
+    await check_arrivals(system, findings, list(system.stack.processes))
+
+
+# In order; each names the factors it informs, so --factor runs only what it needs.
+STEPS: list[tuple[tuple[str, ...], Step]] = [
+    (("V", "VII"), _arrivals),
+    (("VIII", "VII", "V"), check_concurrency),
+    (("VI",), check_statelessness),
+    (("IX",), check_disposability),
+    (("XII",), check_admin_processes),
+    # Last: it moves orders onto another database for good.
+    (("IV",), check_backing_services),
+]
+# Judged from what every process left, once all are down.
+RECORDED = ("V", "VI", "XI")
+
+
+async def run_runtime(root: Path, environ: Mapping[str, str], only: set[str] | None) -> list[Verdict]:
+    factors = [factor for factor in RUNTIME_FACTORS if only is None or factor in only]
+    if not factors:
+        return []
+    findings = Findings()
+    observed: list[ObservedProcess] = []
+    release = None
+    workdir = Path(tempfile.mkdtemp(prefix="dozen-audit-"))
+    try:
+        try:
+            async with audited_system(root, environ, workdir) as system:
+                observed, release = system.observer.processes, system.release
+                for informs, step in STEPS:
+                    if any(factor in factors for factor in informs):
+                        await _run_step(step, informs, system, findings)
+        except (SystemUnavailable, ReleaseUnavailable, ObservationUnavailable) as error:
+            _everything_failed(findings, factors, f"the system could not be run: {error}")
+        except AssertionError as error:
+            # tests.stack asserts: every one-off at start-up and every SIGTERM at the end exits 0.
+            first_line = str(error).splitlines()[0]
+            if release is None or not observed:
+                _everything_failed(findings, factors, f"the system could not be started: {first_line}")
+            for service in SERVICES:
+                if service in first_line:
+                    findings.failed("IX", service, f"stopping the system: {first_line}")
+        if release is not None and any(factor in factors for factor in RECORDED):
+            judge_records(observed, release, findings)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return findings.verdicts(factors, SERVICES)
+
+
+def _everything_failed(findings: Findings, factors: list[str], reason: str) -> None:
+    for factor in factors:
+        for service in SERVICES:
+            findings.failed(factor, service, reason)
+
+
+async def _run_step(step: Step, informs: tuple[str, ...], system: AuditedSystem, findings: Findings) -> None:
+    try:
+        await step(system, findings)
+    except Exception as error:  # noqa: BLE001 - a step that could not finish is its factors' finding
+        last = traceback.format_exception_only(error)[-1].strip()
+        for factor in informs:
+            for service in SERVICES:
+                findings.failed(factor, service, f"{step.__name__.strip('_')} could not finish: {last}")

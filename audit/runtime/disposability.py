@@ -1,0 +1,144 @@
+"""IX: fast start-up, graceful shutdown. Each process type is stopped with SIGTERM while work
+is held in flight in it (inflight.py), then started again; two plain restarts follow.
+Measured: SIGTERM to exit (goal: within 5 s, with the work in flight finished) and start to
+ready (goal: within 1 s, the median of three starts, with the backing services answering).
+The drain each deploy configures comes on top of the measured exit, and must fit the goal too."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import statistics
+import time
+from dataclasses import dataclass
+
+from audit.deploys import PROCFILE_PROCESSES
+from audit.runtime.findings import Findings
+from audit.runtime.inflight import HOLDS, InFlight
+from audit.runtime.system import AuditedSystem
+from audit.static import deploys
+from shared.testing import ServiceProcess, eventually, is_ready
+
+READY_GOAL_SECONDS = 1.0
+EXIT_GOAL_SECONDS = 5.0
+# A process still running this long after SIGTERM is killed, and its stop judged failed.
+EXIT_DEADLINE_SECONDS = 15.0
+STARTS = 3
+
+
+@dataclass(frozen=True)
+class Stop:
+    code: int | None  # None: it had to be killed
+    seconds: float
+    problems: list[str]
+
+
+def shutdown_begun(process: ServiceProcess) -> bool:
+    return process.returncode is not None or any(
+        record.get("message") == "shutdown requested" for record in process.records
+    )
+
+
+async def graceful_stop(
+    process: ServiceProcess, in_flight: InFlight | None, *, deadline_seconds: float = EXIT_DEADLINE_SECONDS
+) -> Stop:
+    """SIGTERM, with ``in_flight`` work waiting in the process until it has begun to shut down."""
+    if in_flight is not None:
+        await eventually(in_flight.started, timeout_seconds=15, description=f"{in_flight.what} in flight")
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    if in_flight is not None:
+        # The work is let go only once the shutdown is under way, so it is in flight across it.
+        try:
+            await eventually(lambda: shutdown_begun(process), timeout_seconds=deadline_seconds, description="shutdown")
+        finally:
+            await in_flight.release()
+    try:
+        code: int | None = await process.wait(timeout_seconds=max(0.1, deadline_seconds - (time.monotonic() - began)))
+    except TimeoutError:
+        await process.stop()
+        code = None
+    seconds = time.monotonic() - began
+    return Stop(code, seconds, await in_flight.finished() if in_flight is not None else [])
+
+
+async def started_until_ready(process: ServiceProcess, port: int) -> float:
+    """Seconds from starting ``process`` until its /readyz answers 200."""
+    began = time.monotonic()
+    await process.start()
+    await eventually(lambda: is_ready(port), timeout_seconds=30, interval_seconds=0.01, description="ready")
+    return time.monotonic() - began
+
+
+def judge_stop(stop: Stop, goal_seconds: float = EXIT_GOAL_SECONDS) -> list[str]:
+    problems = list(stop.problems)
+    if stop.code is None:
+        problems.append(f"still running {stop.seconds:.1f} s after SIGTERM: killed")
+    elif stop.code != 0:
+        problems.append(f"exited {stop.code} on SIGTERM")
+    elif stop.seconds > goal_seconds:
+        problems.append(f"took {stop.seconds:.2f} s from SIGTERM to exit (goal: {goal_seconds:g} s)")
+    return problems
+
+
+def judge_starts(seconds: list[float], goal_seconds: float = READY_GOAL_SECONDS) -> list[str]:
+    median = statistics.median(seconds)
+    if median <= goal_seconds:
+        return []
+    return [f"ready {median:.2f} s after start (median of {_listed(seconds)}; goal: {goal_seconds:g} s)"]
+
+
+def _listed(seconds: list[float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in seconds)
+
+
+async def check_disposability(system: AuditedSystem, findings: Findings) -> None:
+    stack = system.stack
+    tokens = list(await asyncio.gather(*(stack.token(f"audit-ix-{number}") for number in range(5))))
+    slowest_exit: dict[str, float] = {}
+    for name, hold in HOLDS.items():
+        service = system.process(name).service
+        async with hold(system, tokens) as in_flight:
+            stops = [await graceful_stop(system.process(name), in_flight)]
+        starts = [await _restart(system, name)]
+        for _ in range(STARTS - 1):
+            stops.append(await graceful_stop(system.process(name), None))
+            starts.append(await _restart(system, name))
+        slowest_exit[name] = max(stop.seconds for stop in stops)
+        findings.judge(
+            "IX",
+            service,
+            [f"{name}: {problem}" for stop in stops for problem in judge_stop(stop)]
+            + [f"{name}: {problem}" for problem in judge_starts(starts)],
+            f"{name}: SIGTERM with {in_flight.what} in flight: all finished, exit 0 in {stops[0].seconds:.2f} s "
+            f"(idle: {_listed([stop.seconds for stop in stops[1:]])} s); ready {_listed(starts)} s after start "
+            f"(median {statistics.median(starts):.2f} s)",
+        )
+    _judge_deployed_drains(system, findings, slowest_exit)
+
+
+async def _restart(system: AuditedSystem, name: str) -> float:
+    successor = system.process(name).twin()
+    system.stack.processes[name] = successor
+    return await started_until_ready(successor, system.stack.ports[name])
+
+
+def _judge_deployed_drains(system: AuditedSystem, findings: Findings, slowest_exit: dict[str, float]) -> None:
+    """Each deploy's SHUTDOWN_DRAIN_SECONDS is a wait it adds before the listener closes."""
+    measured = {PROCFILE_PROCESSES[name]: seconds for name, seconds in slowest_exit.items()}
+    for deploy, processes in deploys(system.root).items():
+        for service in {process.service for process in processes}:
+            mine = [process for process in processes if (process.service, process.command) in measured]
+            if not any(process.service == service for process in mine):
+                continue
+            drain = max(
+                float(process.environment.get(f"{service.upper()}_SHUTDOWN_DRAIN_SECONDS", "0"))
+                for process in mine
+                if process.service == service
+            )
+            slowest = max(seconds for (owner, _), seconds in measured.items() if owner == service)
+            total = drain + slowest
+            line = f"{deploy}: drain {drain:g} s + slowest exit {slowest:.2f} s = {total:.2f} s from SIGTERM to exit"
+            findings.judge(
+                "IX", service, [f"{line} (goal: {EXIT_GOAL_SECONDS:g} s)"] if total > EXIT_GOAL_SECONDS else [], line
+            )

@@ -1,0 +1,155 @@
+"""Work held in flight on purpose, for factor IX: each process type is given work that stays
+unfinished — waiting on a PostgreSQL lock the audit holds — until the process has been told
+to stop. Then the lock goes, and the work must still finish."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from audit.runtime.probes import lock_waiters, place_order, place_orders, table_locked
+from audit.runtime.system import AuditedSystem
+from shared.testing import eventually, fetch
+
+# Orders held in flight each time: within every pool and prefetch, so all wait at once.
+HELD = 5
+
+
+@dataclass(frozen=True)
+class InFlight:
+    what: str
+    # How many pieces of work are waiting right now (None until all of them are).
+    started: Callable[[], Awaitable[int | None]]
+    release: Callable[[], Awaitable[None]]
+    # After the process exited: what went wrong with the work it had in flight.
+    finished: Callable[[], Awaitable[list[str]]]
+
+
+def _waiting(database_url: str) -> Callable[[], Awaitable[int | None]]:
+    async def started() -> int | None:
+        waiting = await lock_waiters(database_url)
+        return waiting if waiting >= HELD else None
+
+    return started
+
+
+async def _unpublished(database_url: str, order_ids: list[str]) -> int:
+    [row] = await fetch(
+        database_url,
+        "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1::uuid[])",
+        order_ids,
+    )
+    return int(row["n"])
+
+
+@asynccontextmanager
+async def requests_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+    """Orders through the gateway, held at their INSERT: in flight in the gateway and orders web."""
+    database_url = system.stack.orders_database_url
+    async with table_locked(database_url, "orders") as release:
+        answers = [asyncio.create_task(place_order(system.stack.gateway_url, token)) for token in tokens[:HELD]]
+
+        async def finished() -> list[str]:
+            statuses = Counter(
+                answer.status if not isinstance(answer, BaseException) else type(answer).__name__
+                for answer in await asyncio.gather(*answers, return_exceptions=True)
+            )
+            return [] if statuses == Counter({201: HELD}) else [f"the requests in flight got {dict(statuses)}"]
+
+        yield InFlight(f"{HELD} order requests", _waiting(database_url), release, finished)
+
+
+@asynccontextmanager
+async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+    """A relay batch held between its publishes and its commit (marking the orders published)."""
+    database_url = system.stack.orders_database_url
+    relay = system.process("orders-relay")
+    relay.send_signal(signal.SIGSTOP)
+    try:
+        placed = await place_orders([system.stack.gateway_url], tokens[:HELD], HELD)
+        order_ids = [str(answer.body["id"]) for answer in placed]
+        async with table_locked(database_url, "orders") as release:
+            relay.send_signal(signal.SIGCONT)
+
+            async def started() -> int | None:
+                return 1 if await lock_waiters(database_url) else None
+
+            async def finished() -> list[str]:
+                left = await _unpublished(database_url, order_ids)
+                return [f"{left} rows of the batch in flight were rolled back, to go out twice"] if left else []
+
+            yield InFlight(f"a batch of {HELD} published events", started, release, finished)
+    finally:
+        if relay.returncode is None:
+            relay.send_signal(signal.SIGCONT)
+
+
+@asynccontextmanager
+async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+    """NotificationSent messages held in the worker's handlers, at their UPDATE of the order."""
+    stack = system.stack
+    worker = system.process("orders-worker")
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
+        order_ids = [str(answer.body["id"]) for answer in placed]
+
+        async def all_emailed() -> bool:
+            rows = await fetch(
+                stack.notifier_database_url,
+                "SELECT count(*) AS n FROM notifications WHERE order_id = ANY($1::uuid[])",
+                order_ids,
+            )
+            return int(rows[0]["n"]) == HELD
+
+        await eventually(all_emailed, timeout_seconds=30, description="notifications waiting for the worker")
+        async with table_locked(stack.orders_database_url, "orders") as release:
+            worker.send_signal(signal.SIGCONT)
+
+            async def finished() -> list[str]:
+                rows = await fetch(
+                    stack.orders_database_url,
+                    "SELECT count(*) AS n FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])",
+                    order_ids,
+                )
+                done = int(rows[0]["n"])
+                return [] if done == HELD else [f"{HELD - done} of the {HELD} messages in flight were not finished"]
+
+            yield InFlight(f"{HELD} NotificationSent messages", _waiting(stack.orders_database_url), release, finished)
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGCONT)
+
+
+@asynccontextmanager
+async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+    """OrderCreated messages held in the notifier's handlers, the email sent, its row not yet written."""
+    stack = system.stack
+    async with table_locked(stack.notifier_database_url, "notifications") as release:
+        placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
+        order_ids = {str(answer.body["id"]) for answer in placed}
+
+        async def finished() -> list[str]:
+            rows = await fetch(
+                stack.notifier_database_url,
+                "SELECT count(*) AS n FROM notifications WHERE order_id = ANY($1::uuid[])",
+                list(order_ids),
+            )
+            recorded = int(rows[0]["n"])
+            return [] if recorded == HELD else [f"{HELD - recorded} of the {HELD} emails in flight were not recorded"]
+
+        yield InFlight(f"{HELD} OrderCreated messages", _waiting(stack.notifier_database_url), release, finished)
+
+
+# Per process type: how work is held in flight in it.
+HOLDS: dict[str, Callable[[AuditedSystem, list[str]], AbstractAsyncContextManager[InFlight]]] = {
+    "gateway": requests_held,
+    "orders-web": requests_held,
+    "orders-relay": batch_held,
+    "orders-worker": notifications_held,
+    "notifier": emails_held,
+}

@@ -1,0 +1,166 @@
+"""What the runtime audit asks the running system: its metrics, its orders, what crosses
+its exchanges, and PostgreSQL's locks (which hold work in flight on purpose)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.testing import eventually, fetch, fetchval
+
+ORDER = {"currency": "EUR", "items": [{"sku": "AUDIT-1", "quantity": 1, "unit_price_cents": 700}]}
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+async def metric_sum(port: int, sample: str, **labels: str) -> float:
+    """The sum of every ``sample`` series on a process's /metrics matching ``labels``."""
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as answer,
+    ):
+        text = await answer.text()
+    return sum(
+        found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == sample and all(found.labels.get(name) == value for name, value in labels.items())
+    )
+
+
+async def build_info(port: int) -> dict[str, str] | None:
+    """The labels of a process's dozen_build_info series (None: it has none)."""
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as answer,
+    ):
+        text = await answer.text()
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == "dozen_build_info":
+                return dict(found.labels)
+    return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+async def place_order(gateway_url: str, token: str, key: str | None = None) -> Answer:
+    """POST one order through the gateway as the token's customer."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or str(uuid.uuid4())}
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.post(f"{gateway_url}/api/v1/orders", json=ORDER, headers=headers) as answer,
+    ):
+        body = await answer.json(content_type=None)
+        return Answer(answer.status, body if isinstance(body, dict) else {}, dict(answer.headers))
+
+
+async def place_orders(gateway_urls: list[str], tokens: list[str], count: int) -> list[Answer]:
+    """``count`` orders at once, spread over the gateways and the customers."""
+    return await asyncio.gather(
+        *(
+            place_order(gateway_urls[number % len(gateway_urls)], tokens[number % len(tokens)])
+            for number in range(count)
+        )
+    )
+
+
+async def wait_notified(orders_database_url: str, order_ids: list[str], *, within: float = 60) -> None:
+    async def all_notified() -> bool:
+        [row] = await fetch(
+            orders_database_url,
+            "SELECT count(*) AS notified FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])",
+            order_ids,
+        )
+        return bool(row["notified"] == len(order_ids))
+
+    await eventually(all_notified, timeout_seconds=within, interval_seconds=0.05, description="orders notified")
+
+
+async def notifications_per_order(notifier_database_url: str, order_ids: list[str]) -> Counter[str]:
+    rows = await fetch(
+        notifier_database_url,
+        "SELECT order_id::text AS order_id FROM notifications WHERE order_id = ANY($1::uuid[])",
+        order_ids,
+    )
+    return Counter(row["order_id"] for row in rows)
+
+
+@dataclass
+class Tap:
+    """Every event that crossed the tapped exchanges: (event type, subject) -> times seen."""
+
+    seen: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def times(self, event_type: str, subject: str) -> int:
+        return self.seen[event_type, subject]
+
+
+@asynccontextmanager
+async def tapped(amqp_url: str, exchanges: list[str]) -> AsyncIterator[Tap]:
+    """A private queue bound to ``exchanges`` with ``#``: a copy of every event published there."""
+    tap = Tap()
+
+    async def record(message: AbstractIncomingMessage) -> None:
+        event = json.loads(message.body)
+        tap.seen[str(event.get("type")), str(event.get("subject"))] += 1
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for exchange in exchanges:
+            await queue.bind(exchange, "#")
+        await queue.consume(record, no_ack=True)
+        yield tap
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def table_locked(database_url: str, table: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """``table`` locked against writes until the returned release is awaited (or the block ends):
+    whatever writes to it waits, in flight, for as long as the audit wants."""
+    connection = await asyncpg.connect(database_url)
+    transaction = connection.transaction()
+    await transaction.start()
+    await connection.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            await transaction.rollback()
+
+    try:
+        yield release
+    finally:
+        await release()
+        await connection.close()
+
+
+async def lock_waiters(database_url: str) -> int:
+    """Sessions of that database waiting for a lock right now."""
+    return int(
+        await fetchval(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+    )
