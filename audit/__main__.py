@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from audit.deploys import ROOT, SERVICES
-from audit.parity import parity
 from audit.runtime import RUNTIME_FACTORS, run_runtime
 from audit.scorecard import FACTORS, as_json, evidence, merged, table
 from audit.static import run_static
+from audit.versions import parity
 
 
 def main(argv: list[str] | None = None) -> int:

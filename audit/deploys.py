@@ -13,7 +13,9 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
+import string
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from honcho.environ import parse_procfile
 
 from gateway.settings import WebSettings as GatewayWeb
 from notifier.settings import DatabaseSettings as NotifierDatabase
@@ -56,6 +59,7 @@ PROCFILE_PROCESSES = {
 }
 
 Manifest = dict[str, Any]
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class SourceUnavailable(RuntimeError):
@@ -71,6 +75,8 @@ class Process:
     command: str
     image: str | None
     environment: dict[str, str]
+    # The whole command line after the executable (the image's entrypoint, or the script).
+    arguments: tuple[str, ...] = ()
 
 
 def config_problems(settings_cls: type[ServiceSettings], environment: Mapping[str, str]) -> list[str]:
@@ -126,7 +132,8 @@ def compose_processes(root: Path = ROOT) -> list[Process]:
         if not image.startswith("dozen/") or service not in SERVICES:
             continue
         environment = {key: value for key, value in spec.get("environment", {}).items() if value is not None}
-        processes.append(Process(name, service, spec["command"][0], image, environment))
+        command = tuple(spec["command"])
+        processes.append(Process(name, service, command[0], image, environment, command))
     return processes
 
 
@@ -181,7 +188,8 @@ def k8s_processes(overlay: str, root: Path = ROOT) -> list[Process]:
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         service = container["image"].rsplit("/", 1)[-1].split(":")[0]
         environment = container_environment(manifests, container, external)
-        processes.append(Process(name, service, container["args"][0], container["image"], environment))
+        arguments = tuple(container["args"])
+        processes.append(Process(name, service, arguments[0], container["image"], environment, arguments))
     return processes
 
 
@@ -195,14 +203,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def dotenv_processes(path: Path) -> list[Process]:
-    """`make dev`: honcho hands every Procfile process all of .env plus its own port."""
+    """`make dev`: honcho runs each Procfile line with all of .env, plus what the line sets."""
     values = read_dotenv(path)
     processes = []
-    for name, (service, command) in PROCFILE_PROCESSES.items():
-        port_source = f"DEV_{name.upper().replace('-', '_')}_PORT"
-        port_variable = f"{service.upper()}_PORT"
-        environment = values | ({port_variable: values[port_source]} if port_source in values else {})
-        processes.append(Process(name, service, command, None, environment))
-    # `make migrate` runs the one-offs with the same .env.
-    processes += [Process(f"{service}-migrate", service, "migrate", None, values) for service in ("orders", "notifier")]
+    for name, line in parse_procfile((path.parent / "Procfile").read_text()).processes.items():
+        words = [word for word in shlex.split(line) if word not in {"exec", "env"}]
+        assignments = dict(word.split("=", 1) for word in words if _ASSIGNMENT.match(word))
+        executable, *arguments = [word for word in words if not _ASSIGNMENT.match(word)]
+        if executable not in SERVICES:
+            continue  # the development SMTP sink: not a Dozen process
+        environment = values | {
+            variable: string.Template(value).safe_substitute(values) for variable, value in assignments.items()
+        }
+        processes.append(Process(name, executable, arguments[0], None, environment, tuple(arguments)))
+    # `make dev` runs the one-offs with the same .env first.
+    processes += [
+        Process(f"{service}-migrate", service, "migrate", None, values, ("migrate", "--create-database"))
+        for service in ("orders", "notifier")
+    ]
     return processes

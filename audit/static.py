@@ -1,4 +1,4 @@
-"""The factors shown by the repository and its deploys as written: I, II, III, VII, XII.
+"""The factors shown by the repository and its deploys as written: I, II, III, IV, V, VII, XII.
 
 Each check returns one verdict per service; each reads the files through the tools that
 apply them (compose, kustomize, uv, deptry), so a broken deploy fails here as it would there.
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from audit.attached import backing_services
 from audit.deploys import (
     OVERLAYS,
     PROCESS_SETTINGS,
@@ -25,6 +26,7 @@ from audit.deploys import (
     dotenv_processes,
     k8s_processes,
 )
+from audit.images import build_release_run
 from audit.scorecard import Verdict, verdict
 
 BIN = Path(sys.executable).parent
@@ -58,6 +60,7 @@ def codebase(root: Path, all_deploys: dict[str, list[Process]]) -> list[Verdict]
         dockerfile = (root / "services" / service / "Dockerfile").read_text()
         if not re.search(r"^COPY [^\n]*\buv\.lock\b", dockerfile, re.MULTILINE) or "uv sync --locked" not in dockerfile:
             failures.append(f"services/{service}/Dockerfile does not install from uv.lock with --locked")
+        failures += _commands_differ(service, all_deploys, evidence)
         for name, processes in all_deploys.items():
             images = {
                 p.image.split(":")[0].rsplit("/", 2)[-2:][-1] for p in processes if p.service == service and p.image
@@ -71,6 +74,23 @@ def codebase(root: Path, all_deploys: dict[str, list[Process]]) -> list[Verdict]
                 evidence.append(f"{name}: every {service} process runs {repositories.pop()}")
         verdicts.append(verdict("I", service, failures, evidence))
     return verdicts
+
+
+def _commands_differ(service: str, all_deploys: dict[str, list[Process]], evidence: list[str]) -> list[str]:
+    """Deploys differ only by config: each long-running process type runs the same command in all."""
+    commands: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name, processes in all_deploys.items():
+        for process in processes:
+            if process.service == service and process.command in LONG_RUNNING:
+                commands.setdefault(process.command, {})[name] = process.arguments
+    failures = []
+    for command, by_deploy in sorted(commands.items()):
+        if len(set(by_deploy.values())) > 1:
+            failures.append(f"`{service} {command}` is run differently by the deploys: {by_deploy}")
+        else:
+            arguments = " ".join(next(iter(by_deploy.values())))
+            evidence.append(f"`{service} {arguments}` is run alike by {', '.join(by_deploy)}")
+    return failures
 
 
 def dependencies(root: Path) -> list[Verdict]:
@@ -206,6 +226,8 @@ STATIC_CHECKS: dict[str, Callable[[Path, dict[str, list[Process]]], list[Verdict
     "I": codebase,
     "II": lambda root, _: dependencies(root),
     "III": config,
+    "IV": lambda root, _: backing_services(root),
+    "V": lambda root, _: build_release_run(root),
     "VII": port_binding,
     "XII": lambda _, all_deploys: admin_processes(all_deploys),
 }

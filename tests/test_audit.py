@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from audit import static
 from audit.deploys import PROCESS_SETTINGS, ROOT, Process
-from audit.parity import parity
 from audit.scorecard import Verdict
+from audit.versions import parity
 from pydantic import Field
 
 from orders.settings import WebSettings as OrdersWeb

@@ -1,8 +1,9 @@
 """X: the versions of Python and of each backing service, wherever Dozen states or meets them.
 
-Sources: .python-version, the Dockerfiles, docker-compose.yml's pinned images, the test
-fixtures' images (testcontainers), and the servers the tests actually connect to (their own
-reported versions). Drift within a compatible range is listed; beyond it, the factor fails.
+Sources: .python-version, the Dockerfiles, docker-compose.yml's pinned images, .env.example,
+the Kubernetes overlays (the versions each states it expects beside it), the test fixtures'
+images (testcontainers), and the servers the tests actually connect to (their own reported
+versions). Drift within a compatible range is listed; beyond it, or unknown, the factor fails.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aio_pika
 import asyncpg
 import redis.asyncio
 
-from audit.deploys import SERVICES, read_dotenv
+from audit.deploys import OVERLAYS, SERVICES, SourceUnavailable, of_kind, read_dotenv, rendered_overlay
 from audit.scorecard import Verdict, verdict
 from shared.testing import backing_services
 
@@ -57,14 +58,37 @@ def stated_versions(root: Path) -> dict[str, dict[str, str]]:
             "this interpreter": ".".join(map(str, sys.version_info[:3])),
         }
     }
+    stated = k8s_stated_versions(root)
     for component, variable in COMPOSE_IMAGE_VARIABLES.items():
         default = re.search(rf"\${{{variable}:-([^}}]+)}}", compose)
         versions[component] = {
             "compose default": version_in(default.group(1)) if default else "?",
             ".env.example": version_in(example.get(variable, "")) or "?",
+            **{f"k8s {overlay} (stated)": found.get(component, "?") for overlay, found in stated.items()},
             "test fixtures": version_in(FIXTURE_IMAGES[component]) or "?",
         }
     return {name: {where: value or "?" for where, value in found.items()} for name, found in versions.items()}
+
+
+def k8s_stated_versions(root: Path) -> dict[str, dict[str, str]]:
+    """overlay -> component -> the version its Namespace states (annotation dozen.dev/<component>-version)."""
+    stated = {}
+    for overlay in OVERLAYS:
+        try:
+            manifests = rendered_overlay(overlay, root)
+        except SourceUnavailable as error:
+            stated[overlay] = dict.fromkeys(COMPOSE_IMAGE_VARIABLES, f"? ({error})")
+            continue
+        annotations = {
+            key: value
+            for namespace in of_kind(manifests, "Namespace").values()
+            for key, value in namespace["metadata"].get("annotations", {}).items()
+        }
+        stated[overlay] = {
+            component: annotations.get(f"dozen.dev/{component}-version", "? (not stated)")
+            for component in COMPOSE_IMAGE_VARIABLES
+        }
+    return stated
 
 
 async def _postgres(url: str) -> str:
@@ -118,15 +142,24 @@ def parity(root: Path, environ: dict[str, str] | None = None) -> list[Verdict]:
     for service in SERVICES:
         failures, evidence = [], []
         for component in USES[service]:
-            seen = versions[component]
-            parts = COMPATIBLE_PARTS[component]
-            compatible = {".".join(value.split(".")[:parts]) for value in seen.values()}
-            listing = ", ".join(f"{where} {value}" for where, value in seen.items())
-            if len(compatible) > 1 or any(value.startswith("?") for value in seen.values()):
-                failures.append(f"{component} drifts beyond {parts} part(s) of the version: {listing}")
-            elif len(set(seen.values())) > 1:
-                evidence.append(f"{component} agrees to {parts} part(s); patch drift: {listing}")
-            else:
-                evidence.append(f"{component} the same everywhere: {listing}")
+            problems, line = judge_versions(component, versions[component])
+            failures += problems
+            evidence += [line] if line else []
         verdicts.append(verdict("X", service, failures, evidence))
     return verdicts
+
+
+def judge_versions(component: str, seen: dict[str, str]) -> tuple[list[str], str | None]:
+    """(failures, evidence): unknown versions and drift past the compatible part fail."""
+    parts = COMPATIBLE_PARTS[component]
+    unknown = {where: value for where, value in seen.items() if value.startswith("?")}
+    known = {where: value for where, value in seen.items() if where not in unknown}
+    listing = ", ".join(f"{where} {value}" for where, value in known.items())
+    failures = [f"{component} version unknown at {where}: {value}" for where, value in unknown.items()]
+    if len({".".join(value.split(".")[:parts]) for value in known.values()}) > 1:
+        failures.append(f"{component} drifts beyond {parts} part(s) of the version: {listing}")
+    if failures:
+        return failures, None
+    if len(set(known.values())) > 1:
+        return [], f"{component} agrees to {parts} part(s); finer drift: {listing}"
+    return [], f"{component} the same everywhere: {listing}"

@@ -1,0 +1,71 @@
+"""IV as written: every backing service is an attached resource named by config. Each URL a
+process type reads is a required setting (no default to fall back on), and no service's code
+names a host or a backing service's URL itself. (The running system's swap is in runtime/.)"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from audit.deploys import PROCESS_SETTINGS, SERVICES
+from audit.scorecard import Verdict, verdict
+
+# A URL with a host, or a loopback host, written into a string the code uses.
+_ADDRESS = re.compile(
+    r"\b(?:postgres(?:ql)?|amqps?|redis|rediss|smtps?|https?)://[\w.-]+|\blocalhost\b|\b127\.0\.0\.1\b"
+)
+
+
+def url_settings(service: str) -> dict[str, bool]:
+    """Every URL variable some process type of ``service`` reads -> whether it is required."""
+    found = {}
+    for (owner, _), settings_cls in PROCESS_SETTINGS.items():
+        if owner != service:
+            continue
+        names = settings_cls.variable_names()
+        for field_name, field in settings_cls.model_fields.items():
+            if field_name.endswith("_url"):
+                # Required, and a secret: URLs carry credentials and must never be echoed.
+                found[names[field_name]] = field.is_required() and field.annotation is SecretStr
+    return found
+
+
+def addresses_in_code(source: Path) -> list[str]:
+    """Hosts and URLs in the string literals of ``source`` (docstrings and comments aside)."""
+    found = []
+    for path in sorted(source.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [
+                    f"{path.relative_to(source.parents[2])}:{node.lineno}: {match}"
+                    for match in _ADDRESS.findall(node.value)
+                ]
+    return found
+
+
+def backing_services(root: Path) -> list[Verdict]:
+    verdicts = []
+    for service in SERVICES:
+        failures, evidence = [], []
+        urls = url_settings(service)
+        failures += [
+            f"{variable} has a default or is not a secret URL setting" for variable, ok in urls.items() if not ok
+        ]
+        evidence.append(f"reached through {', '.join(sorted(urls))}: required secret URL settings, no default")
+        literals = addresses_in_code(root / "services" / service / "src")
+        failures += [f"an address in the code: {literal}" for literal in literals]
+        evidence.append(f"no host or backing-service URL written into services/{service}/src")
+        verdicts.append(verdict("IV", service, failures, evidence))
+    return verdicts
