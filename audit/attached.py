@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -21,7 +22,7 @@ _ADDRESS = re.compile(
 
 def url_settings(service: str) -> dict[str, bool]:
     """Every URL variable some process type of ``service`` reads -> whether it is required."""
-    found = {}
+    found: dict[str, bool] = {}
     for (owner, _), settings_cls in PROCESS_SETTINGS.items():
         if owner != service:
             continue
@@ -29,7 +30,8 @@ def url_settings(service: str) -> dict[str, bool]:
         for field_name, field in settings_cls.model_fields.items():
             if field_name.endswith("_url"):
                 # Required, and a secret: URLs carry credentials and must never be echoed.
-                found[names[field_name]] = field.is_required() and field.annotation is SecretStr
+                ok = field.is_required() and field.annotation is SecretStr
+                found[names[field_name]] = found.get(names[field_name], True) and ok
     return found
 
 
@@ -55,17 +57,25 @@ def addresses_in_code(source: Path) -> list[str]:
     return found
 
 
+def _without_credentials(address: str) -> str:
+    """scheme://host of a URL (what the report may show), or the bare host as found."""
+    parts = urlsplit(address)
+    return f"{parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else address
+
+
 def backing_services(root: Path) -> list[Verdict]:
     verdicts = []
     for service in SERVICES:
-        failures, evidence = [], []
         urls = url_settings(service)
-        failures += [
+        failures = [
             f"{variable} has a default or is not a secret URL setting" for variable, ok in urls.items() if not ok
         ]
-        evidence.append(f"reached through {', '.join(sorted(urls))}: required secret URL settings, no default")
-        literals = addresses_in_code(root / "services" / service / "src")
-        failures += [f"an address in the code: {literal}" for literal in literals]
-        evidence.append(f"no host or backing-service URL written into services/{service}/src")
+        failures += [
+            f"an address in the code: {found}" for found in addresses_in_code(root / "services" / service / "src")
+        ]
+        evidence = [
+            f"reached through {', '.join(sorted(urls))}: required secret URL settings, no default",
+            f"no host or backing-service URL written into services/{service}/src",
+        ]
         verdicts.append(verdict("IV", service, failures, evidence))
     return verdicts

@@ -100,7 +100,8 @@ class Observer:
     def launch(
         self, service: str, executable: Path, arguments: Sequence[str], env: Mapping[str, str]
     ) -> ObservedProcess:
-        name = f"{service}-{arguments[0] if arguments else 'run'}-{next(self._numbers)}"
+        command = re.sub(r"[^\w.-]+", "_", Path(arguments[0]).name) if arguments else "run"
+        name = f"{service}-{command}-{next(self._numbers)}"
         return ObservedProcess(self, name=name, service=service, executable=executable, arguments=arguments, env=env)
 
 

@@ -30,8 +30,9 @@ class Verdict:
 
 
 def verdict(factor: str, service: str, failures: list[str], evidence: list[str]) -> Verdict:
-    """PASS with the evidence when nothing failed; FAIL with the failures first."""
-    return Verdict(factor, service, not failures, failures + evidence if failures else evidence)
+    """PASS with the evidence when nothing failed; FAIL with the failures alone (the claims
+    the evidence makes would not hold then)."""
+    return Verdict(factor, service, not failures, failures or evidence)
 
 
 def merged(verdicts: list[Verdict]) -> list[Verdict]:

@@ -59,11 +59,12 @@ class Stack:
         chosen = self.rotations["gateway"].choose()
         return None if chosen is None else f"http://{chosen[0]}:{chosen[1]}"
 
-    async def start_instance(self, kind: str) -> str:
-        """Another instance of ``kind`` on a port of its own, put in rotation; its name."""
+    async def start_instance(self, kind: str, env: Mapping[str, str] | None = None) -> str:
+        """Another instance of ``kind`` on a port of its own (and with ``env`` on top of the
+        first one's), put in rotation; its name."""
         name = f"{kind}-{sum(1 for known in self.processes if known.startswith(kind)) + 1}"
         port = free_port()
-        process = self.processes[kind].twin({PORT_VARIABLES[kind]: str(port)})
+        process = self.processes[kind].twin({**(env or {}), PORT_VARIABLES[kind]: str(port)})
         self.processes[name], self.ports[name] = process, port
         await process.start()
         await wait_until_ready(port, what=name)

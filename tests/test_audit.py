@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit import static
+from audit import attached, images, static
 from audit.deploys import PROCESS_SETTINGS, ROOT, Process
 from audit.scorecard import Verdict
-from audit.versions import parity
-from pydantic import Field
+from audit.versions import judge_versions, parity
+from pydantic import Field, SecretStr
 
 from orders.settings import WebSettings as OrdersWeb
-from shared.config import Port
+from shared.config import Port, PostgresUrl
 
 GOOD_ORDERS_WEB = {"ORDERS_DATABASE_URL": "postgresql://dozen@postgres:5432/orders", "ORDERS_PORT": "8081"}
 
@@ -150,3 +150,62 @@ def test_x_fails_when_a_server_version_drifts_past_the_compatible_part(tmp_path:
     assert not found.passed
     drift = next(line for line in found.evidence if line.startswith("postgresql drifts"))
     assert ".env.example 16" in drift
+
+
+def test_i_fails_when_a_deploy_runs_a_process_type_with_other_arguments() -> None:
+    deploy = orders_deploy()
+    other = orders_deploy(web__arguments=("web", "--debug"))
+    both = {"compose": deploy["deploy"], "k8s": other["deploy"]}
+
+    found = orders_verdict(static.codebase(ROOT, both))
+
+    assert not found.passed
+    assert any("`orders web` is run differently by the deploys" in line for line in found.evidence), found.evidence
+
+
+def test_iv_fails_for_a_url_with_a_default_and_for_an_address_in_the_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Defaulted(OrdersWeb):
+        database_url: PostgresUrl = Field(SecretStr("postgresql://localhost/orders"))
+
+    monkeypatch.setitem(PROCESS_SETTINGS, ("orders", "web"), Defaulted)
+    root = copied(tmp_path, "services/gateway/src", "services/orders/src", "services/notifier/src")
+    edited(
+        root,
+        "services/orders/src/orders/app.py",
+        lambda text: text + '\nFALLBACK = "amqp://rabbitmq:5672/"\n',
+    )
+
+    found = orders_verdict(attached.backing_services(root))
+
+    assert not found.passed
+    assert "ORDERS_DATABASE_URL has a default or is not a secret URL setting" in found.evidence
+    assert "an address in the code: services/orders/src/orders/app.py:26: amqp://rabbitmq" in found.evidence
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda text: text.replace('dev.dozen.release-id="${RELEASE_ID}"', 'dev.dozen.release-id="dev"'), "label"),
+        (lambda text: text + "ENV ORDERS_DATABASE_URL=postgresql://db/orders\n", "config baked into the image"),
+        (lambda text: text + "COPY services/orders/src /app/src\n", "copies more than the build's output"),
+    ],
+)
+def test_v_fails_for_an_image_without_its_release_id_with_config_or_with_source(
+    tmp_path: Path, change: Callable[[str], str], problem: str
+) -> None:
+    root = copied(tmp_path, "services/orders/Dockerfile", "services/gateway/Dockerfile", "services/notifier/Dockerfile")
+    edited(root, "services/orders/Dockerfile", change)
+
+    found = orders_verdict(images.build_release_run(root))
+
+    assert not found.passed
+    assert any(problem in line for line in found.evidence), found.evidence
+
+
+def test_x_fails_when_a_version_cannot_be_read() -> None:
+    failures, line = judge_versions("postgresql", {"compose": "15.10", "servers the tests use": "? (refused)"})
+
+    assert failures == ["postgresql version unknown at servers the tests use: ? (refused)"]
+    assert line is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
+from collections.abc import Mapping
 
 from audit.runtime.arrival import check_arrivals
 from audit.runtime.findings import Findings
@@ -40,9 +41,13 @@ def every_instance_worked(work: dict[str, float], what: str) -> list[str]:
     return [f"{', '.join(idle)} {what} nothing: the work was not shared"] if idle else []
 
 
-async def check_concurrency(system: AuditedSystem, findings: Findings) -> None:
+async def check_concurrency(
+    system: AuditedSystem, findings: Findings, added_config: Mapping[str, Mapping[str, str]] | None = None
+) -> None:
+    """``added_config``: per process type, what the added instance is configured with besides
+    what the first one has (nothing, as every deploy scales)."""
     stack = system.stack
-    added = [await stack.start_instance(kind) for kind in WORK]
+    added = [await stack.start_instance(kind, (added_config or {}).get(kind)) for kind in WORK]
     await check_arrivals(system, findings, added)
     instances = {kind: [kind, extra] for kind, extra in zip(WORK, added, strict=True)}
     before = await _work_done(system, instances)

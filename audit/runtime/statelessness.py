@@ -7,6 +7,7 @@ PostgreSQL, RabbitMQ and Redis, none in a process."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from tests.faults.invariants import Outcome, settle
 from tests.faults.load import steady_load
@@ -35,10 +36,37 @@ def nothing_lost_or_doubled(outcome: Outcome) -> list[str]:
 
 
 async def check_statelessness(system: AuditedSystem, findings: Findings) -> None:
+    order_id, problems = await replay_after(system, lambda: _kill_every_process_type(system, findings))
+    for service in ("gateway", "orders"):
+        findings.judge(
+            "VI",
+            service,
+            problems,
+            f"order {order_id}, placed before every process was killed and replaced, replayed by its "
+            "Idempotency-Key afterwards: the same order, Idempotent-Replayed: true",
+        )
+
+
+async def replay_after(system: AuditedSystem, replace: Callable[[], Awaitable[None]]) -> tuple[str, list[str]]:
+    """Place an order, ``replace`` processes, then replay the order's Idempotency-Key: what
+    the system remembers of it must not have lived in a process."""
     stack = system.stack
     token = await stack.token("audit-vi")
     key = str(uuid.uuid4())
     before = await place_order(stack.gateway_url, token, key)
+    await replace()
+    replayed = await place_order(stack.gateway_url, token, key)
+    problems = []
+    marker = replayed.headers.get("Idempotent-Replayed")
+    if replayed.status != 201 or marker != "true":
+        problems.append(f"the replay answered {replayed.status}, Idempotent-Replayed: {marker}")
+    if replayed.body.get("id") != before.body.get("id"):
+        problems.append(f"the replay names order {replayed.body.get('id')}, not {before.body.get('id')}")
+    return str(before.body.get("id")), problems
+
+
+async def _kill_every_process_type(system: AuditedSystem, findings: Findings) -> None:
+    stack = system.stack
     for service, processes in KILLED.items():
         async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
             for name in processes:
@@ -56,20 +84,4 @@ async def check_statelessness(system: AuditedSystem, findings: Findings) -> None
             f"after the last restart ({outcome.refused} refused while down, never acknowledged"
             + (f"; {outcome.emailed_twice} emailed twice, the documented SMTP edge" if outcome.emailed_twice else "")
             + ")",
-        )
-    replayed = await place_order(stack.gateway_url, token, key)
-    problems = []
-    if replayed.status != 201 or replayed.headers.get("Idempotent-Replayed") != "true":
-        problems.append(
-            f"the replay answered {replayed.status}, Idempotent-Replayed={replayed.headers.get('Idempotent-Replayed')}"
-        )
-    if replayed.body.get("id") != before.body.get("id"):
-        problems.append(f"the replay names order {replayed.body.get('id')}, not {before.body.get('id')}")
-    for service in ("gateway", "orders"):
-        findings.judge(
-            "VI",
-            service,
-            problems,
-            f"order {before.body.get('id')}, placed before every process was killed and replaced, replayed by its "
-            "Idempotency-Key afterwards: the same order, Idempotent-Replayed: true",
         )
