@@ -13,6 +13,8 @@ export UV_PYTHON_DOWNLOADS ?= never
 # Images name the commit they are built from (factor V): build_info and every log line show it.
 export RELEASE_ID ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
 export GIT_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# ... and the lockfile they were built from (checked against uv.lock by the build itself).
+export LOCK_HASH ?= $(shell sha256sum uv.lock | cut -c1-12)
 COMPOSE ?= docker compose
 
 .PHONY: help
@@ -67,9 +69,14 @@ test-faults: ## Twelve fault scenarios under steady load (kills, outages, rollin
 	uv run --no-sync pytest tests/faults $(PYTEST_ARGS)
 
 .PHONY: audit
-audit: ## The twelve-factor scorecard (service x factor, PASS/FAIL with evidence; JSON in reports/audit/); needs TEST_* URLs
+audit: ## Every factor checked on the files, the deploys and the running system (PASS/FAIL, evidence, JSON in reports/audit/); needs TEST_* URLs and strace
 	uv sync --locked --all-packages --quiet
 	uv run --no-sync python -m audit $(AUDIT_ARGS)
+
+.PHONY: parity
+parity: ## Drift between local, CI, compose, k8s dev and k8s prod: variables, images, versions, Python, lock hash (+ JSON in reports/parity/)
+	uv sync --locked --all-packages --quiet
+	uv run --no-sync python -m audit.drift $(PARITY_ARGS)
 
 .PHONY: test-member
 test-member: ## Run one member's tests in its own environment: make test-member MEMBER=libs/shared

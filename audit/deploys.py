@@ -124,9 +124,9 @@ def resolved_compose(root: Path = ROOT, env_file: str = ".env.example") -> dict[
     return services
 
 
-def compose_processes(root: Path = ROOT) -> list[Process]:
+def compose_processes(root: Path = ROOT, env_file: str = ".env.example") -> list[Process]:
     processes = []
-    for name, spec in resolved_compose(root).items():
+    for name, spec in resolved_compose(root, env_file).items():
         image = str(spec["image"])
         service = image.removeprefix("dozen/").split(":")[0]
         if not image.startswith("dozen/") or service not in SERVICES:

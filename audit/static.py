@@ -42,8 +42,11 @@ def _tool(name: str) -> str:
 
 
 def deploys(root: Path) -> dict[str, list[Process]]:
-    """Every environment Dozen's files define: name -> its processes."""
+    """Every environment Dozen's files define: name -> its processes. A developer's own .env
+    (git-ignored, made by `make dev` from .env.example) is one of them when it exists."""
     found = {".env.example": dotenv_processes(root / ".env.example"), "compose": compose_processes(root)}
+    if (root / ".env").exists():
+        found[".env"] = dotenv_processes(root / ".env")
     for overlay in OVERLAYS:
         found[f"k8s {overlay}"] = k8s_processes(overlay, root)
     return found

@@ -49,12 +49,14 @@ def stated_versions(root: Path) -> dict[str, dict[str, str]]:
     dockerfile = (root / "services" / "orders" / "Dockerfile").read_text()
     python_image = re.search(r"ARG PYTHON_IMAGE=(\S+)", dockerfile)
     example = read_dotenv(root / ".env.example")
+    local = read_dotenv(root / ".env") if (root / ".env").exists() else None
     compose = (root / "docker-compose.yml").read_text()
     versions: dict[str, dict[str, str | None]] = {
         "python": {
             ".python-version": (root / ".python-version").read_text().strip(),
             "Dockerfiles": version_in(python_image.group(1)) or "?" if python_image else "?",
             "compose (PYTHON_IMAGE)": version_in(example.get("PYTHON_IMAGE", "")) or "?",
+            **({".env (PYTHON_IMAGE)": version_in(local.get("PYTHON_IMAGE", "")) or "?"} if local else {}),
             "this interpreter": ".".join(map(str, sys.version_info[:3])),
         }
     }
@@ -64,6 +66,7 @@ def stated_versions(root: Path) -> dict[str, dict[str, str]]:
         versions[component] = {
             "compose default": version_in(default.group(1)) if default else "?",
             ".env.example": version_in(example.get(variable, "")) or "?",
+            **({".env": version_in(local.get(variable, "")) or "?"} if local else {}),
             **{f"k8s {overlay} (stated)": found.get(component, "?") for overlay, found in stated.items()},
             "test fixtures": version_in(FIXTURE_IMAGES[component]) or "?",
         }
@@ -119,18 +122,21 @@ async def _redis(url: str) -> str:
 PROBES: dict[str, Callable[[str], Awaitable[str]]] = {"postgresql": _postgres, "rabbitmq": _rabbitmq, "redis": _redis}
 
 
+async def server_version(component: str, url: str) -> str:
+    """What the server at ``url`` says its version is (or why it could not be asked)."""
+    try:
+        async with asyncio.timeout(10):
+            return await PROBES[component](url)
+    except Exception as error:  # noqa: BLE001 - reported as the finding
+        return f"? ({type(error).__name__})"
+
+
 async def connected_versions(environ: dict[str, str]) -> dict[str, str]:
     """component -> what the server at its TEST_* URL reports (or why it could not be asked)."""
     found = {}
     for component, variable in TEST_URLS.items():
         url = environ.get(variable)
-        if not url:
-            found[component] = f"? ({variable} not set)"
-            continue
-        try:
-            found[component] = await PROBES[component](url)
-        except Exception as error:  # noqa: BLE001 - reported as the finding
-            found[component] = f"? ({type(error).__name__})"
+        found[component] = await server_version(component, url) if url else f"? ({variable} not set)"
     return found
 
 

@@ -166,42 +166,19 @@ def _dialled(stack: Stack, link: str, url: str) -> str:
 async def _processes(
     stack: Stack, *, amqp_url: str, redis_url: str, names: Callable[[str], str], telemetry_env: dict[str, str]
 ) -> AsyncIterator[None]:
-    orders_database_url, notifier_database_url, ports = (
-        stack.orders_database_url,
-        stack.notifier_database_url,
-        stack.ports,
+    ports = stack.ports
+    commands = process_commands(
+        orders_database_url=_dialled(stack, "postgres", stack.orders_database_url),
+        notifier_database_url=_dialled(stack, "postgres", stack.notifier_database_url),
+        amqp_url=_dialled(stack, "rabbitmq", amqp_url),
+        redis_url=redis_url,
+        smtp_url=stack.smtp.url,
+        orders_web_url=_dialled(stack, "orders-web", f"http://127.0.0.1:{ports['orders-web']}"),
+        ports=ports,
+        names=names,
+        drain=bool(stack.rotations),
     )
-    orders_exchange, notifier_exchange = names("orders.events"), names("notifier.events")
-    drain = {"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS} if stack.rotations else {}
-    orders_env = {
-        "ORDERS_DATABASE_URL": _dialled(stack, "postgres", orders_database_url),
-        "ORDERS_AMQP_URL": _dialled(stack, "rabbitmq", amqp_url),
-        "ORDERS_EVENTS_EXCHANGE": orders_exchange,
-        "ORDERS_NOTIFICATIONS_EXCHANGE": notifier_exchange,
-        "ORDERS_NOTIFICATIONS_QUEUE": names("orders.notification-sent"),
-    }
-    notifier_env = {
-        "NOTIFIER_DATABASE_URL": _dialled(stack, "postgres", notifier_database_url),
-        "NOTIFIER_AMQP_URL": _dialled(stack, "rabbitmq", amqp_url),
-        "NOTIFIER_SMTP_URL": stack.smtp.url,
-        "NOTIFIER_ORDERS_EXCHANGE": orders_exchange,
-        "NOTIFIER_EVENTS_EXCHANGE": notifier_exchange,
-        "NOTIFIER_QUEUE": names("notifier.order-created"),
-    }
-    gateway_env = {
-        "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_ORDERS_URL": _dialled(stack, "orders-web", f"http://127.0.0.1:{ports['orders-web']}"),
-        "GATEWAY_PORT": str(ports["gateway"]),
-        "GATEWAY_REDIS_URL": redis_url,
-    }
-    # Consumers first: each declares its own queue, so nothing published meanwhile is unroutable.
-    commands = {
-        "orders-worker": (["orders", "worker"], orders_env | {"ORDERS_PORT": str(ports["orders-worker"])}),
-        "notifier": (["notifier", "worker"], notifier_env | {"NOTIFIER_PORT": str(ports["notifier"])}),
-        "orders-relay": (["orders", "relay"], orders_env | {"ORDERS_PORT": str(ports["orders-relay"])}),
-        "orders-web": (["orders", "web"], orders_env | _prefixed("ORDERS", drain, PORT=str(ports["orders-web"]))),
-        "gateway": (["gateway", "web"], gateway_env | _prefixed("GATEWAY", drain)),
-    }
+    orders_database_url, notifier_database_url = stack.orders_database_url, stack.notifier_database_url
     await _one_off(stack.launch("orders", ["migrate"], {"ORDERS_DATABASE_URL": orders_database_url}))
     await _one_off(stack.launch("notifier", ["migrate"], {"NOTIFIER_DATABASE_URL": notifier_database_url}))
     try:
@@ -217,6 +194,53 @@ async def _processes(
             assert await process.wait(timeout_seconds=30) == 0, f"{name} did not exit 0:\n{process.output()}"
     finally:
         await asyncio.gather(*(process.stop() for process in stack.processes.values()))
+
+
+def process_commands(
+    *,
+    orders_database_url: str,
+    notifier_database_url: str,
+    amqp_url: str,
+    redis_url: str,
+    smtp_url: str,
+    orders_web_url: str,
+    ports: Mapping[str, int],
+    names: Callable[[str], str],
+    drain: bool = False,
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each process type's command and the whole environment it is given, in start order:
+    what CI runs Dozen with (``make parity`` reads it as the CI environment)."""
+    orders_exchange, notifier_exchange = names("orders.events"), names("notifier.events")
+    drained = {"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS} if drain else {}
+    orders_env = {
+        "ORDERS_DATABASE_URL": orders_database_url,
+        "ORDERS_AMQP_URL": amqp_url,
+        "ORDERS_EVENTS_EXCHANGE": orders_exchange,
+        "ORDERS_NOTIFICATIONS_EXCHANGE": notifier_exchange,
+        "ORDERS_NOTIFICATIONS_QUEUE": names("orders.notification-sent"),
+    }
+    notifier_env = {
+        "NOTIFIER_DATABASE_URL": notifier_database_url,
+        "NOTIFIER_AMQP_URL": amqp_url,
+        "NOTIFIER_SMTP_URL": smtp_url,
+        "NOTIFIER_ORDERS_EXCHANGE": orders_exchange,
+        "NOTIFIER_EVENTS_EXCHANGE": notifier_exchange,
+        "NOTIFIER_QUEUE": names("notifier.order-created"),
+    }
+    gateway_env = {
+        "GATEWAY_JWT_SECRET": JWT_SECRET,
+        "GATEWAY_ORDERS_URL": orders_web_url,
+        "GATEWAY_PORT": str(ports["gateway"]),
+        "GATEWAY_REDIS_URL": redis_url,
+    }
+    # Consumers first: each declares its own queue, so nothing published meanwhile is unroutable.
+    return {
+        "orders-worker": (["orders", "worker"], orders_env | {"ORDERS_PORT": str(ports["orders-worker"])}),
+        "notifier": (["notifier", "worker"], notifier_env | {"NOTIFIER_PORT": str(ports["notifier"])}),
+        "orders-relay": (["orders", "relay"], orders_env | {"ORDERS_PORT": str(ports["orders-relay"])}),
+        "orders-web": (["orders", "web"], orders_env | _prefixed("ORDERS", drained, PORT=str(ports["orders-web"]))),
+        "gateway": (["gateway", "web"], gateway_env | _prefixed("GATEWAY", drained)),
+    }
 
 
 def _prefixed(prefix: str, variables: dict[str, str], **more: str) -> dict[str, str]:
