@@ -152,6 +152,18 @@ urls: .env ## Where the demo started by `make up` answers
 	echo "Prometheus      http://127.0.0.1:$${PROMETHEUS_PORT}  (profile observability)" && \
 	echo "locust          http://127.0.0.1:$${LOCUST_PORT}  (profile load: make up COMPOSE_PROFILES=observability,load)"
 
+# The workers talk only to backing services, which compose publishes on 127.0.0.1 at the very
+# URLs .env holds: one of them can leave its container and run from source in its place.
+HYBRID_PROCESSES := notifier orders-relay orders-worker
+
+.PHONY: hybrid
+hybrid: .env ## With `make up` running: run one worker from source in place of its container (PROCESS=notifier|orders-relay|orders-worker)
+	@[[ " $(HYBRID_PROCESSES) " == *" $(PROCESS) "* ]] || { echo "usage: make hybrid PROCESS=<$(HYBRID_PROCESSES)>" >&2; exit 2; }
+	uv sync --locked --all-packages --quiet
+	$(COMPOSE) stop $(PROCESS)
+	@echo "$(PROCESS) runs from source now (Ctrl-C puts the container back)"
+	trap '$(COMPOSE) start $(PROCESS)' EXIT; uv run --no-sync honcho --env .env --procfile Procfile start $(PROCESS)
+
 .PHONY: smoke-compose
 smoke-compose: .env ## With `make up` running: 30 orders through the gateway, all notified, all emails in Mailpit
 	@set -a && . ./.env && set +a && uv run --no-sync python tools/smoke.py --orders 30 --customers 3 \
