@@ -11,9 +11,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
-from audit.runtime.probes import lock_waiters, place_order, place_orders, table_locked
+from audit.runtime.probes import (
+    NOTIFIED,
+    RECORDED,
+    UNPUBLISHED,
+    count_of,
+    lock_waiters,
+    place_order,
+    place_orders,
+    table_locked,
+)
 from audit.runtime.system import AuditedSystem
-from shared.testing import eventually, fetch
+from shared.testing import eventually
 
 # Orders held in flight each time: within every pool and prefetch, so all wait at once.
 HELD = 5
@@ -35,15 +44,6 @@ def _waiting(database_url: str) -> Callable[[], Awaitable[int | None]]:
         return waiting if waiting >= HELD else None
 
     return started
-
-
-async def _unpublished(database_url: str, order_ids: list[str]) -> int:
-    [row] = await fetch(
-        database_url,
-        "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1::uuid[])",
-        order_ids,
-    )
-    return int(row["n"])
 
 
 @asynccontextmanager
@@ -79,7 +79,7 @@ async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[
                 return 1 if await lock_waiters(database_url) else None
 
             async def finished() -> list[str]:
-                left = await _unpublished(database_url, order_ids)
+                left = await count_of(database_url, UNPUBLISHED, order_ids)
                 return [f"{left} rows of the batch in flight were rolled back, to go out twice"] if left else []
 
             yield InFlight(f"a batch of {HELD} published events", started, release, finished)
@@ -99,24 +99,14 @@ async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncI
         order_ids = [str(answer.body["id"]) for answer in placed]
 
         async def all_emailed() -> bool:
-            rows = await fetch(
-                stack.notifier_database_url,
-                "SELECT count(*) AS n FROM notifications WHERE order_id = ANY($1::uuid[])",
-                order_ids,
-            )
-            return int(rows[0]["n"]) == HELD
+            return await count_of(stack.notifier_database_url, RECORDED, order_ids) == HELD
 
         await eventually(all_emailed, timeout_seconds=30, description="notifications waiting for the worker")
         async with table_locked(stack.orders_database_url, "orders") as release:
             worker.send_signal(signal.SIGCONT)
 
             async def finished() -> list[str]:
-                rows = await fetch(
-                    stack.orders_database_url,
-                    "SELECT count(*) AS n FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])",
-                    order_ids,
-                )
-                done = int(rows[0]["n"])
+                done = await count_of(stack.orders_database_url, NOTIFIED, order_ids)
                 return [] if done == HELD else [f"{HELD - done} of the {HELD} messages in flight were not finished"]
 
             yield InFlight(f"{HELD} NotificationSent messages", _waiting(stack.orders_database_url), release, finished)
@@ -131,15 +121,10 @@ async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator
     stack = system.stack
     async with table_locked(stack.notifier_database_url, "notifications") as release:
         placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
-        order_ids = {str(answer.body["id"]) for answer in placed}
+        order_ids = [str(answer.body["id"]) for answer in placed]
 
         async def finished() -> list[str]:
-            rows = await fetch(
-                stack.notifier_database_url,
-                "SELECT count(*) AS n FROM notifications WHERE order_id = ANY($1::uuid[])",
-                list(order_ids),
-            )
-            recorded = int(rows[0]["n"])
+            recorded = await count_of(stack.notifier_database_url, RECORDED, order_ids)
             return [] if recorded == HELD else [f"{HELD - recorded} of the {HELD} emails in flight were not recorded"]
 
         yield InFlight(f"{HELD} OrderCreated messages", _waiting(stack.notifier_database_url), release, finished)

@@ -81,14 +81,20 @@ async def place_orders(gateway_urls: list[str], tokens: list[str], count: int) -
     )
 
 
+# Counts over the orders with the ids given as $1.
+NOTIFIED = "SELECT count(*) FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])"
+RECORDED = "SELECT count(*) FROM notifications WHERE order_id = ANY($1::uuid[])"
+UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1::uuid[])"
+
+
+async def count_of(database_url: str, query: str, order_ids: list[str]) -> int:
+    [row] = await fetch(database_url, query, order_ids)
+    return int(row[0])
+
+
 async def wait_notified(orders_database_url: str, order_ids: list[str], *, within: float = 60) -> None:
     async def all_notified() -> bool:
-        [row] = await fetch(
-            orders_database_url,
-            "SELECT count(*) AS notified FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])",
-            order_ids,
-        )
-        return bool(row["notified"] == len(order_ids))
+        return await count_of(orders_database_url, NOTIFIED, order_ids) == len(order_ids)
 
     await eventually(all_notified, timeout_seconds=within, interval_seconds=0.05, description="orders notified")
 
