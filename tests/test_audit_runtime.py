@@ -27,7 +27,7 @@ from audit.runtime.disposability import graceful_stop, judge_starts, judge_stop,
 from audit.runtime.findings import Findings
 from audit.runtime.inflight import InFlight
 from audit.runtime.probes import build_info, tapped
-from audit.runtime.records import judge_records
+from audit.runtime.records import TEMPORARY, judge_records
 from audit.scorecard import Verdict
 
 from shared.messaging import declare_event_exchange
@@ -45,8 +45,12 @@ def observer(tmp_path: Path) -> Observer:
 
 @pytest.fixture
 def outside_temporary() -> Iterator[Path]:
-    """A directory that is no temporary one: under the repository's git-ignored reports/."""
-    directory = ROOT / "reports" / f"audit-test-{uuid.uuid4().hex[:8]}"
+    """A directory that is no temporary one (the checkout itself may be in /tmp, as CI's is)."""
+    candidates = [Path.home() / ".cache", ROOT / "reports"]
+    parent = next((path for path in candidates if not any(path.is_relative_to(tmp) for tmp in TEMPORARY)), None)
+    if parent is None:
+        pytest.fail(f"no directory outside {TEMPORARY} to write to among {candidates}")
+    directory = parent / f"dozen-audit-test-{uuid.uuid4().hex[:8]}"
     directory.mkdir(parents=True)
     yield directory
     shutil.rmtree(directory)

@@ -90,7 +90,7 @@ async def _issue_token(system: AuditedSystem, findings: Findings) -> None:
 
 async def _dead_letter_replayed(system: AuditedSystem, findings: Findings) -> None:
     stack = system.stack
-    queue = system.exchange("notifier.order-created")
+    queue = system.private_name("notifier.order-created")
     stack.smtp.refuse_mailbox(PARKED_CUSTOMER)
     try:
         placed = await place_order(stack.gateway_url, await stack.token(PARKED_CUSTOMER))
@@ -123,7 +123,7 @@ async def _lost_delivery_redriven(system: AuditedSystem, findings: Findings) -> 
     await notifier.wait(timeout_seconds=30)
     placed = await place_order(stack.gateway_url, await stack.token("audit-xii-lost"))
     order_id = str(placed.body["id"])
-    queue = system.exchange("notifier.order-created")
+    queue = system.private_name("notifier.order-created")
     await eventually(lambda: _depth(system.amqp_url, queue), description="the event waiting in the notifier's queue")
     purged = await _purge(system.amqp_url, queue)
     successor = notifier.twin()

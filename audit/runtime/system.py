@@ -38,8 +38,8 @@ class AuditedSystem:
     spare_orders_database_url: str
     spare_smtp: SmtpSink
 
-    def exchange(self, name: str) -> str:
-        """The private name the running system uses for the exchange ``name``."""
+    def private_name(self, name: str) -> str:
+        """What the running system calls the exchange or queue ``name`` (``orders.events``)."""
         return f"{self.names.prefix}.{name}"
 
     def process(self, name: str) -> ObservedProcess:
@@ -48,9 +48,6 @@ class AuditedSystem:
         if not isinstance(process, ObservedProcess):
             raise TypeError(f"{name} was not started under observation")
         return process
-
-    def running(self) -> dict[str, ObservedProcess]:
-        return {name: self.process(name) for name in self.stack.processes}
 
     @staticmethod
     def port_variable(name: str) -> str:
