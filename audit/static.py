@@ -243,6 +243,7 @@ def run_static(root: Path, only: set[str] | None = None) -> list[Verdict]:
         return [
             Verdict(factor, service, False, [f"cannot read the deploys: {error}"])
             for factor in STATIC_CHECKS
+            if only is None or factor in only
             for service in SERVICES
         ]
     verdicts = []
