@@ -9,6 +9,7 @@ its environment (factor III): every required variable present and valid, none un
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import json
 import os
@@ -137,7 +138,9 @@ def compose_processes(root: Path = ROOT, env_file: str = ".env.example") -> list
     return processes
 
 
+@functools.cache
 def rendered_overlay(overlay: str, root: Path = ROOT) -> list[Manifest]:
+    """The overlay as `kubectl kustomize` renders it; once per run (callers only read it)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise SourceUnavailable("no kubectl on PATH (it renders the kustomize overlays): .ci/run installs it")

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import platform
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from audit.deploys import (
     read_dotenv,
     resolved_compose,
 )
-from audit.versions import USES, k8s_stated_versions, server_version, version_in
+from audit.versions import USES, dockerfile_python, k8s_stated_versions, server_version, version_in
 from shared.testing.databases import with_database
 
 ENVIRONMENTS = ("local", "CI", "compose", "k8s dev", "k8s prod")
@@ -82,7 +81,6 @@ def collect(root: Path, environ: dict[str, str]) -> Matrix:
     dotenv = ".env" if (root / ".env").exists() else ".env.example"
     working_lock = file_hash((root / "uv.lock").read_bytes())
     stated = k8s_stated_versions(root)
-    dockerfile_python = _dockerfile_python(root)
     matrix: Matrix = {"local": {}, "CI": {}, "compose": {}}
     local = dotenv_processes(root / dotenv)
     ci = _ci_processes()
@@ -129,7 +127,7 @@ def collect(root: Path, environ: dict[str, str]) -> Matrix:
                 variables_of(processes, service),
                 ", ".join(images),
                 {component: f"{stated[overlay][component]} (stated)" for component in _backing(service)},
-                f"{dockerfile_python} (the Dockerfile's default)",
+                f"{dockerfile_python(root)} (the Dockerfile's default)",
                 _image_lock(images, root, working_lock),
             )
     return matrix
@@ -178,11 +176,6 @@ def _compose_python(spec: dict[str, Any], service: str) -> str:
         if str(build.get("dockerfile", "")).startswith(f"services/{service}/"):
             return f"{version_in(str((build.get('args') or {}).get('PYTHON_IMAGE', ''))) or '?'} (PYTHON_IMAGE)"
     return "?"
-
-
-def _dockerfile_python(root: Path) -> str:
-    found = re.search(r"ARG PYTHON_IMAGE=(\S+)", (root / "services" / "orders" / "Dockerfile").read_text())
-    return (version_in(found.group(1)) if found else None) or "?"
 
 
 def _lock_at(root: Path, revision: str) -> str:

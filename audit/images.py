@@ -33,7 +33,7 @@ def image_problems(dockerfile: Path, service: str) -> list[str]:
     baked = sorted((set(parsed.envs) & service_variables) - {release_variable})
     if baked:
         problems.append(f"config baked into the image: {baked}")
-    run_stage = _run_stage(parsed)
+    run_stage = stages(parsed)[-1]
     copies = [value for instruction, value in run_stage if instruction in {"COPY", "ADD"}]
     from_build = [value for value in copies if value.startswith("--from=")]
     if not from_build or len(from_build) != len(copies):
@@ -41,14 +41,15 @@ def image_problems(dockerfile: Path, service: str) -> list[str]:
     return problems
 
 
-def _run_stage(parsed: DockerfileParser) -> list[tuple[str, str]]:
-    stage: list[tuple[str, str]] = []
+def stages(parsed: DockerfileParser) -> list[list[tuple[str, str]]]:
+    """The instructions of each stage, in order: (INSTRUCTION, value)."""
+    found: list[list[tuple[str, str]]] = []
     for instruction in parsed.structure:
         if instruction["instruction"] == "FROM":
-            stage = []
-        else:
-            stage.append((instruction["instruction"], instruction["value"]))
-    return stage
+            found.append([])
+        elif found:
+            found[-1].append((instruction["instruction"], instruction["value"]))
+    return found
 
 
 def build_release_run(root: Path) -> list[Verdict]:

@@ -73,6 +73,11 @@ def _paths(arguments: str, cwd: Path) -> list[str]:
     return found
 
 
+def changed_variables(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """The variables two environments do not agree on."""
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
 def strace_prefix(record: Path) -> list[str]:
     strace = shutil.which("strace")
     if strace is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from dockerfile_parse import DockerfileParser
 
 from audit.deploys import SERVICES
+from audit.images import stages
 
 
 class ReleaseUnavailable(RuntimeError):
@@ -80,7 +81,7 @@ def build_release(root: Path, into: Path, release_id: str) -> Release:
 
 
 def _run_build_stage(root: Path, dockerfile: DockerfileParser, install: Path) -> None:
-    build_stage = _stages(dockerfile)[0]
+    build_stage = stages(dockerfile)[0]
     syncs = [
         command
         for instruction, value in build_stage
@@ -105,17 +106,6 @@ def _run_build_stage(root: Path, dockerfile: DockerfileParser, install: Path) ->
     )
     if built.returncode != 0:
         raise ReleaseUnavailable(f"{shlex.join(command)} failed: {built.stderr.strip()[-500:]}")
-
-
-def _stages(dockerfile: DockerfileParser) -> list[list[tuple[str, str]]]:
-    """The instructions of each stage, in order: (INSTRUCTION, value)."""
-    stages: list[list[tuple[str, str]]] = []
-    for instruction in dockerfile.structure:
-        if instruction["instruction"] == "FROM":
-            stages.append([])
-        elif stages:
-            stages[-1].append((instruction["instruction"], instruction["value"]))
-    return stages
 
 
 def _pairs(value: str) -> dict[str, str]:

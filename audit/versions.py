@@ -44,17 +44,21 @@ def version_in(text: str) -> str | None:
     return found.group(1) if found else None
 
 
+def dockerfile_python(root: Path) -> str:
+    """The Python version the Dockerfiles build on unless told otherwise (PYTHON_IMAGE's default)."""
+    found = re.search(r"ARG PYTHON_IMAGE=(\S+)", (root / "services" / "orders" / "Dockerfile").read_text())
+    return (version_in(found.group(1)) if found else None) or "?"
+
+
 def stated_versions(root: Path) -> dict[str, dict[str, str]]:
     """component -> {where: version} from the repository's files."""
-    dockerfile = (root / "services" / "orders" / "Dockerfile").read_text()
-    python_image = re.search(r"ARG PYTHON_IMAGE=(\S+)", dockerfile)
     example = read_dotenv(root / ".env.example")
     local = read_dotenv(root / ".env") if (root / ".env").exists() else None
     compose = (root / "docker-compose.yml").read_text()
     versions: dict[str, dict[str, str | None]] = {
         "python": {
             ".python-version": (root / ".python-version").read_text().strip(),
-            "Dockerfiles": version_in(python_image.group(1)) or "?" if python_image else "?",
+            "Dockerfiles": dockerfile_python(root),
             "compose (PYTHON_IMAGE)": version_in(example.get("PYTHON_IMAGE", "")) or "?",
             **({".env (PYTHON_IMAGE)": version_in(local.get("PYTHON_IMAGE", "")) or "?"} if local else {}),
             "this interpreter": ".".join(map(str, sys.version_info[:3])),

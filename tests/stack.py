@@ -72,12 +72,13 @@ class Stack:
             self.rotations[kind].ports.append(port)
         return name
 
-    async def restart_gracefully(self, name: str) -> None:
-        """SIGTERM (readiness red, drain, in-flight work finished), exit 0, then start it again."""
+    async def restart_gracefully(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """SIGTERM (readiness red, drain, in-flight work finished), exit 0, then start it again
+        (with ``env`` on top of its environment: a change of config)."""
         process = self.processes[name]
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=30) == 0, f"{name} did not exit 0:\n{process.output()}"
-        successor = process.twin()
+        successor = process.twin(env)
         self.processes[name] = successor
         await successor.start()
         await wait_until_ready(self.ports[name], what=f"{name} after restart")

@@ -7,12 +7,15 @@ is fixed, and a delivery lost downstream re-driven from the outbox."""
 from __future__ import annotations
 
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
 import aiohttp
+from aio_pika.abc import AbstractQueue
 
-from audit.observe import ObservedProcess
+from audit.observe import ObservedProcess, changed_variables
 from audit.runtime.findings import Findings
 from audit.runtime.probes import HTTP_TIMEOUT, place_order, wait_notified
 from audit.runtime.system import AuditedSystem
@@ -27,11 +30,7 @@ def same_release_and_config(one_off: ObservedProcess, long_running: ObservedProc
     problems = []
     if one_off.executable != long_running.executable:
         problems.append(f"ran {one_off.executable}, the processes run {long_running.executable}")
-    differing = sorted(
-        name
-        for name in one_off.env.keys() | long_running.env.keys()
-        if one_off.env.get(name) != long_running.env.get(name)
-    )
+    differing = changed_variables(long_running.env, one_off.env)
     if differing:
         problems.append(f"configured differently from {long_running.name}: {differing}")
     return problems
@@ -144,22 +143,22 @@ async def _lost_delivery_redriven(system: AuditedSystem, findings: Findings) -> 
     )
 
 
-async def _depth(amqp_url: str, queue: str) -> int | None:
+@asynccontextmanager
+async def _existing_queue(amqp_url: str, name: str) -> AsyncIterator[AbstractQueue]:
+    """The queue ``name`` as it is (declared passively: the audit never creates topology)."""
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.message_count or None
+        yield await channel.declare_queue(name, passive=True)
     finally:
         await connection.close()
+
+
+async def _depth(amqp_url: str, queue: str) -> int | None:
+    async with _existing_queue(amqp_url, queue) as declared:
+        return declared.declaration_result.message_count or None
 
 
 async def _purge(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        purged = await declared.purge()
-        return int(purged.message_count or 0)
-    finally:
-        await connection.close()
+    async with _existing_queue(amqp_url, queue) as declared:
+        return int((await declared.purge()).message_count or 0)

@@ -6,35 +6,24 @@ and an order then shows the new one in use and the old one untouched."""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio
 
+from audit.observe import changed_variables
 from audit.runtime.findings import Findings
 from audit.runtime.probes import place_order, wait_notified
 from audit.runtime.system import AuditedSystem
-from shared.testing import fetch, wait_until_ready
+from shared.testing import fetch
 
 RATE_LIMIT_KEY = "dozen:gateway:rate:{customer}"
 
 
-def changed_variables(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
-    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
-
-
 async def swapped(system: AuditedSystem, name: str, change: dict[str, str]) -> list[str]:
     """Restart ``name`` with ``change`` to its environment; what changed, as seen on the process."""
-    old = system.process(name)
-    old.send_signal(signal.SIGTERM)
-    if await old.wait(timeout_seconds=30) != 0:
-        raise RuntimeError(f"{name} did not exit 0 on SIGTERM: {old.output()}")
-    successor = old.twin(change)
-    system.stack.processes[name] = successor
-    await successor.start()
-    await wait_until_ready(system.stack.ports[name], what=f"{name} on its new backing service")
-    return changed_variables(old.env, successor.env)
+    before = system.process(name).env
+    await system.stack.restart_gracefully(name, change)
+    return changed_variables(before, system.process(name).env)
 
 
 def only(variable: str, changed: list[str]) -> list[str]:

@@ -61,17 +61,16 @@ async def check_concurrency(
         refused = [answer.status for answer in answers if answer.status != 201]
         await wait_notified(stack.orders_database_url, order_ids)
         # The last NotificationSent may be a hair behind the worker's commit: wait for the tap too.
-        await _tap_caught_up(tap.seen, len(order_ids))
+        await eventually(
+            lambda: len(tap.subjects(NotificationSentV1.event_type)) >= len(order_ids),
+            timeout_seconds=10,
+            description="every NotificationSent on the tap",
+        )
     after = await _work_done(system, instances)
     work = {name: after[name] - before[name] for name in after}
     emails = Counter(str(email["X-Dozen-Order-Id"]) for email in stack.smtp.received())
     rows = await notifications_per_order(stack.notifier_database_url, order_ids)
-    published = Counter(
-        {subject: times for (kind, subject), times in tap.seen.items() if kind == OrderCreatedV1.event_type}
-    )
-    sent = Counter(
-        {subject: times for (kind, subject), times in tap.seen.items() if kind == NotificationSentV1.event_type}
-    )
+    published, sent = tap.subjects(OrderCreatedV1.event_type), tap.subjects(NotificationSentV1.event_type)
 
     def share(kind: str) -> str:
         return " + ".join(f"{name} {work[name]:.0f}" for name in instances[kind])
@@ -112,13 +111,6 @@ async def _work_done(system: AuditedSystem, instances: dict[str, list[str]]) -> 
         for name in names:
             done[name] = await metric_sum(system.stack.ports[name], sample, **labels)
     return done
-
-
-async def _tap_caught_up(seen: Counter[tuple[str, str]], orders: int) -> None:
-    def announced() -> bool:
-        return sum(1 for kind, _ in seen if kind == NotificationSentV1.event_type) >= orders
-
-    await eventually(announced, timeout_seconds=10, description="every NotificationSent on the tap")
 
 
 async def _retire(system: AuditedSystem, name: str) -> None:

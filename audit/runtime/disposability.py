@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from audit.deploys import PROCFILE_PROCESSES
 from audit.runtime.findings import Findings
-from audit.runtime.inflight import HOLDS, InFlight
+from audit.runtime.inflight import HELD, HOLDS, InFlight
 from audit.runtime.system import AuditedSystem
 from audit.static import deploys
 from shared.testing import ServiceProcess, eventually, is_ready
@@ -94,7 +94,7 @@ def _listed(seconds: list[float]) -> str:
 
 async def check_disposability(system: AuditedSystem, findings: Findings) -> None:
     stack = system.stack
-    tokens = list(await asyncio.gather(*(stack.token(f"audit-ix-{number}") for number in range(5))))
+    tokens = list(await asyncio.gather(*(stack.token(f"audit-ix-{number}") for number in range(HELD))))
     slowest_exit: dict[str, float] = {}
     for name, hold in HOLDS.items():
         service = system.process(name).service

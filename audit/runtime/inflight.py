@@ -22,7 +22,7 @@ from audit.runtime.probes import (
     table_locked,
 )
 from audit.runtime.system import AuditedSystem
-from shared.testing import eventually
+from shared.testing import ServiceProcess, eventually
 
 # Orders held in flight each time: within every pool and prefetch, so all wait at once.
 HELD = 5
@@ -36,6 +36,17 @@ class InFlight:
     release: Callable[[], Awaitable[None]]
     # After the process exited: what went wrong with the work it had in flight.
     finished: Callable[[], Awaitable[list[str]]]
+
+
+@asynccontextmanager
+async def paused(process: ServiceProcess) -> AsyncIterator[Callable[[], None]]:
+    """``process`` stopped (SIGSTOP) until the returned resume is called; never left stopped."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield lambda: process.send_signal(signal.SIGCONT)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGCONT)
 
 
 def _waiting(database_url: str) -> Callable[[], Awaitable[int | None]]:
@@ -67,13 +78,11 @@ async def requests_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterat
 async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
     """A relay batch held between its publishes and its commit (marking the orders published)."""
     database_url = system.stack.orders_database_url
-    relay = system.process("orders-relay")
-    relay.send_signal(signal.SIGSTOP)
-    try:
+    async with paused(system.process("orders-relay")) as resume:
         placed = await place_orders([system.stack.gateway_url], tokens[:HELD], HELD)
         order_ids = [str(answer.body["id"]) for answer in placed]
         async with table_locked(database_url, "orders") as release:
-            relay.send_signal(signal.SIGCONT)
+            resume()
 
             async def started() -> int | None:
                 return 1 if await lock_waiters(database_url) else None
@@ -83,18 +92,13 @@ async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[
                 return [f"{left} rows of the batch in flight were rolled back, to go out twice"] if left else []
 
             yield InFlight(f"a batch of {HELD} published events", started, release, finished)
-    finally:
-        if relay.returncode is None:
-            relay.send_signal(signal.SIGCONT)
 
 
 @asynccontextmanager
 async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
     """NotificationSent messages held in the worker's handlers, at their UPDATE of the order."""
     stack = system.stack
-    worker = system.process("orders-worker")
-    worker.send_signal(signal.SIGSTOP)
-    try:
+    async with paused(system.process("orders-worker")) as resume:
         placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
         order_ids = [str(answer.body["id"]) for answer in placed]
 
@@ -103,16 +107,13 @@ async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncI
 
         await eventually(all_emailed, timeout_seconds=30, description="notifications waiting for the worker")
         async with table_locked(stack.orders_database_url, "orders") as release:
-            worker.send_signal(signal.SIGCONT)
+            resume()
 
             async def finished() -> list[str]:
                 done = await count_of(stack.orders_database_url, NOTIFIED, order_ids)
                 return [] if done == HELD else [f"{HELD - done} of the {HELD} messages in flight were not finished"]
 
             yield InFlight(f"{HELD} NotificationSent messages", _waiting(stack.orders_database_url), release, finished)
-    finally:
-        if worker.returncode is None:
-            worker.send_signal(signal.SIGCONT)
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from shared.testing import eventually, fetch, fetchval
 
@@ -24,33 +25,28 @@ ORDER = {"currency": "EUR", "items": [{"sku": "AUDIT-1", "quantity": 1, "unit_pr
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-async def metric_sum(port: int, sample: str, **labels: str) -> float:
-    """The sum of every ``sample`` series on a process's /metrics matching ``labels``."""
+async def _samples(port: int) -> list[Sample]:
+    """Every sample a process's /metrics shows now."""
     async with (
         aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
         http.get(f"http://127.0.0.1:{port}/metrics") as answer,
     ):
         text = await answer.text()
+    return [found for family in text_string_to_metric_families(text) for found in family.samples]
+
+
+async def metric_sum(port: int, sample: str, **labels: str) -> float:
+    """The sum of every ``sample`` series on a process's /metrics matching ``labels``."""
     return sum(
         found.value
-        for family in text_string_to_metric_families(text)
-        for found in family.samples
+        for found in await _samples(port)
         if found.name == sample and all(found.labels.get(name) == value for name, value in labels.items())
     )
 
 
 async def build_info(port: int) -> dict[str, str] | None:
     """The labels of a process's dozen_build_info series (None: it has none)."""
-    async with (
-        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
-        http.get(f"http://127.0.0.1:{port}/metrics") as answer,
-    ):
-        text = await answer.text()
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == "dozen_build_info":
-                return dict(found.labels)
-    return None
+    return next((dict(found.labels) for found in await _samples(port) if found.name == "dozen_build_info"), None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +112,10 @@ class Tap:
 
     def times(self, event_type: str, subject: str) -> int:
         return self.seen[event_type, subject]
+
+    def subjects(self, event_type: str) -> Counter[str]:
+        """Subject -> times seen, for the events of one type."""
+        return Counter({subject: times for (kind, subject), times in self.seen.items() if kind == event_type})
 
 
 @asynccontextmanager
