@@ -40,7 +40,7 @@ async def http_hello(*, seconds: float, concurrency: int) -> dict[str, Any]:
     server = ServiceProcess([sys.executable, "-m", "benchmarks.hello", str(port)], env={})
     await server.start()
     try:
-        await wait_until_ready(port, what="hello")
+        await wait_until_ready(port, what="hello", process=server)
         url = f"http://127.0.0.1:{port}/"
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:

@@ -67,7 +67,7 @@ class Stack:
         process = self.processes[kind].twin({**(env or {}), PORT_VARIABLES[kind]: str(port)})
         self.processes[name], self.ports[name] = process, port
         await process.start()
-        await wait_until_ready(port, what=name)
+        await wait_until_ready(port, what=name, process=process)
         if kind in self.rotations:
             self.rotations[kind].ports.append(port)
         return name
@@ -81,7 +81,7 @@ class Stack:
         successor = process.twin(env)
         self.processes[name] = successor
         await successor.start()
-        await wait_until_ready(self.ports[name], what=f"{name} after restart")
+        await wait_until_ready(self.ports[name], what=f"{name} after restart", process=successor)
 
     async def kill_and_restart(self, name: str) -> None:
         """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port."""
@@ -90,7 +90,7 @@ class Stack:
         successor = victim.twin()
         self.processes[name] = successor
         await successor.start()
-        await wait_until_ready(self.ports[name], what=f"{name} after restart")
+        await wait_until_ready(self.ports[name], what=f"{name} after restart", process=successor)
 
     async def admin(self, name: str, *command: str) -> ServiceProcess:
         """A one-off admin command of the same release with the same config as process ``name``
@@ -187,7 +187,7 @@ async def _processes(
             process = stack.launch(argv[0], argv[1:], env | telemetry_env)
             stack.processes[name] = process
             await process.start()
-            await wait_until_ready(ports[name], what=name)
+            await wait_until_ready(ports[name], what=name, process=process)
         yield
         # Every process type must stop cleanly on SIGTERM, in reverse order of start.
         for name, process in reversed(stack.processes.items()):

@@ -128,7 +128,7 @@ async def _lost_delivery_redriven(system: AuditedSystem, findings: Findings) -> 
     successor = notifier.twin()
     stack.processes["notifier"] = successor
     await successor.start()
-    await wait_until_ready(stack.ports["notifier"], what="notifier")
+    await wait_until_ready(stack.ports["notifier"], what="notifier", process=successor)
     [before] = await fetch(stack.orders_database_url, "SELECT status FROM orders WHERE id = $1::uuid", order_id)
     await _one_off(system, findings, "orders", "orders-relay", ["outbox", "redrive", "--order", order_id])
     await wait_notified(stack.orders_database_url, [order_id])

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shared.testing import ServiceProcess, eventually, free_port
+from shared.testing import ServiceProcess, eventually, free_port, wait_until_ready
 
 SAMPLE = str(Path(__file__).with_name("sample_service.py"))
 
@@ -90,3 +90,32 @@ async def test_empty_environment_lists_every_missing_variable_and_exits_78() -> 
     assert await process.wait(timeout_seconds=10) == 78
     assert process.stderr_lines[0] == "config error: SAMPLE_PORT: required but not set"
     assert not any("Traceback" in line for line in process.stderr_lines)
+
+
+async def test_a_process_that_cannot_start_is_reported_in_its_own_words() -> None:
+    # The harness must say why, not only "not ready": a bad setting exits 78 at once.
+    port = free_port()
+    process = ServiceProcess([sys.executable, SAMPLE], env={"SAMPLE_PORT": str(port), "SAMPLE_WORK_SECONDS": "-1"})
+    await process.start()
+    try:
+        with pytest.raises(AssertionError) as failure:
+            await wait_until_ready(port, what="sample", process=process)
+        assert "sample exited 78 before it was ready" in str(failure.value)
+        assert "config error: SAMPLE_WORK_SECONDS" in str(failure.value)
+    finally:
+        await process.stop()
+
+
+async def test_a_process_never_ready_is_reported_with_what_it_printed() -> None:
+    # Listening on another port than the harness polls: alive, but never ready there.
+    listening, polled = free_port(), free_port()
+    process = ServiceProcess([sys.executable, SAMPLE], env={"SAMPLE_PORT": str(listening)})
+    await process.start()
+    try:
+        await process.wait_for_log("listening")
+        with pytest.raises(AssertionError) as failure:
+            await wait_until_ready(polled, what="sample", process=process, timeout_seconds=0.5)
+        assert "sample ready not met within 0.5 s" in str(failure.value)
+        assert '"listening"' in str(failure.value)
+    finally:
+        await process.stop()

@@ -45,7 +45,7 @@ async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orde
     web = ServiceProcess([GATEWAY_SCRIPT, "web"], env=env)
     await web.start()
     try:
-        await wait_until_ready(port, what="gateway")
+        await wait_until_ready(port, what="gateway", process=web)
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
             http.get(

@@ -64,7 +64,7 @@ async def test_worker_starts_answers_readyz_and_exits_zero_on_sigterm(
     process = ServiceProcess([NOTIFIER_SCRIPT, "worker"], env=env)
     await process.start()
     try:
-        await wait_until_ready(port, what="notifier worker")
+        await wait_until_ready(port, what="notifier worker", process=process)
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=20) == 0, process.output()
     finally:
@@ -94,7 +94,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_fix(
     worker = ServiceProcess([NOTIFIER_SCRIPT, "worker"], env=env)
     await worker.start()
     try:
-        await wait_until_ready(port, what="notifier worker")
+        await wait_until_ready(port, what="notifier worker", process=worker)
         smtp_sink.refuse_all()
         events = [order_created("alice"), order_created("bob")]
         for event in events:

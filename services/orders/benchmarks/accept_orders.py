@@ -55,6 +55,7 @@ async def run(
         web = ServiceProcess([ORDERS_SCRIPT, "web"], env=env)
         await web.start()
         try:
+            await wait_until_ready(port, what="orders web", process=web)
             return await _load(port, orders, concurrency)
         finally:
             await web.stop()
@@ -67,7 +68,6 @@ async def _load(port: int, orders: int, concurrency: int) -> dict[str, float]:
     base = f"http://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        await wait_until_ready(port, what="orders web")
         payload = json.dumps(BODY).encode()
         latencies: list[float] = []
         errors = 0

@@ -46,7 +46,7 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
     )
     await process.start()
     try:
-        await wait_until_ready(port, what=f"orders {command}")
+        await wait_until_ready(port, what=f"orders {command}", process=process)
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=20) == 0, process.output()
     finally:

@@ -109,7 +109,7 @@ async def test_the_one_off_command_gets_a_lost_event_published_again_by_the_runn
     relay = ServiceProcess([ORDERS_SCRIPT, "relay"], env=environment(orders_database_url, amqp_url, names, free_port()))
     await relay.start()
     try:
-        await wait_until_ready(int(relay.env["ORDERS_PORT"]), what="relay")
+        await wait_until_ready(int(relay.env["ORDERS_PORT"]), what="relay", process=relay)
         await place_orders(pool, 1)
         [order_id] = await order_ids(orders_database_url)
         await eventually(lambda: every_row_marked(orders_database_url), description="published")

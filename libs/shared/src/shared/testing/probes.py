@@ -10,6 +10,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from shared.testing.polling import eventually
+from shared.testing.processes import ServiceProcess
 
 
 def free_port() -> int:
@@ -31,8 +32,24 @@ async def is_ready(port: int) -> bool:
         return False
 
 
-async def wait_until_ready(port: int, *, what: str, timeout_seconds: float = 30) -> None:
-    await eventually(lambda: is_ready(port), timeout_seconds=timeout_seconds, description=f"{what} ready")
+async def wait_until_ready(
+    port: int, *, what: str, process: ServiceProcess | None = None, timeout_seconds: float = 30
+) -> None:
+    """Until the Dozen process on ``port`` is ready. Given the ``process``, a failure to start says
+    why in the process's own words: its exit status and last lines (a config error, exit 78)
+    at once if it exits, and what it printed if it is still not ready at the deadline."""
+
+    async def ready() -> bool:
+        if process is not None and process.returncode is not None:
+            raise AssertionError(f"{what} exited {process.returncode} before it was ready; it said:\n{process.output()}")
+        return await is_ready(port)
+
+    try:
+        await eventually(ready, timeout_seconds=timeout_seconds, description=f"{what} ready")
+    except AssertionError as failure:
+        if process is None or process.returncode is not None:
+            raise
+        raise AssertionError(f"{failure}; it said:\n{process.output()}") from None
 
 
 async def fetchval(url: str, query: str) -> Any:
