@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.messaging import (
+    BatchHandler,
     Consumer,
     ConsumerQueue,
     Handler,
@@ -14,6 +15,7 @@ from shared.messaging import (
     RetryPolicy,
     declare_consumer_queue,
     declare_event_exchange,
+    each,
     open_confirming_channel,
 )
 
@@ -36,8 +38,9 @@ async def publisher(connection: AbstractRobustConnection, exchange_name: str) ->
 async def running_consumer(
     connection: AbstractRobustConnection,
     topology: Topology,
-    handler: Handler,
+    handler: Handler | BatchHandler,
     *,
+    batches: bool = False,
     retry: RetryPolicy = FAST_RETRIES,
     prefetch_count: int = 10,
 ) -> tuple[Consumer, ConsumerQueue]:
@@ -50,8 +53,10 @@ async def running_consumer(
         channel=channel,
         queue=declared.queue,
         dead_letter_exchange=declared.dead_letter_exchange,
-        handler=handler,
+        # A handler of one message runs through each(): the consumer only knows batches.
+        handler=handler if batches else each(handler),  # type: ignore[arg-type]
         retry=retry,
+        max_batch=prefetch_count,
     )
     await consumer.start()
     return consumer, declared

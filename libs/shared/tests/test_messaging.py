@@ -14,6 +14,7 @@ from shared.messaging import (
     ORIGINAL_QUEUE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
+    Batch,
     Nacked,
     Publisher,
     RetryPolicy,
@@ -21,6 +22,7 @@ from shared.messaging import (
     Unroutable,
     dead_letter_names,
     declare_event_exchange,
+    each,
     open_confirming_channel,
 )
 from shared.testing import eventually
@@ -274,3 +276,124 @@ def test_dead_letter_names_sit_beside_the_queue() -> None:
         "notifier.order-created.dlx",
         "notifier.order-created.dlq",
     )
+
+
+async def publish_all(connection: AbstractRobustConnection, topology: Topology, bodies: dict[str, bytes]) -> None:
+    events = await publisher(connection, topology.exchange)
+    await asyncio.gather(*(publish(events, message_id, body) for message_id, body in bodies.items()))
+
+
+async def test_what_has_arrived_is_handled_as_one_batch_and_acked_together(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    batches: list[list[str | None]] = []
+
+    async def handler(batch: Batch) -> list[Exception | None]:
+        batches.append([message.message_id for message in batch.messages])
+        return [None] * len(batch.messages)
+
+    # Declared first and published before consuming starts: all ten wait in the queue.
+    consumer, _ = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
+    await consumer.stop(timeout_seconds=5)
+    await publish_all(connection, topology, {f"m-{number}": b"{}" for number in range(10)})
+    consumer, _ = await running_consumer(connection, topology, handler, batches=True, prefetch_count=10)
+
+    await eventually(lambda: sum(len(batch) for batch in batches) == 10, description="all ten handled")
+    await consumer.stop(timeout_seconds=5)
+
+    assert max(len(batch) for batch in batches) > 1, batches
+    assert sorted(str(message) for batch in batches for message in batch) == sorted(f"m-{n}" for n in range(10))
+    # Acked: closing the consumer's channel put nothing back.
+    assert await ready_messages(connection, topology.queue) == 0
+
+
+async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_others_are_acked(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    committed: list[str | None] = []
+
+    async def handler(batch: Batch) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for message in batch.messages:
+            if message.body == b"not json":
+                outcomes.append(Unprocessable("body is not JSON"))
+            else:
+                committed.append(message.message_id)
+                outcomes.append(None)
+        return outcomes
+
+    consumer, declared = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
+    await consumer.stop(timeout_seconds=5)
+    await publish_all(connection, topology, {"m-1": b"{}", "m-poison": b"not json", "m-3": b"{}"})
+    consumer, declared = await running_consumer(connection, topology, handler, batches=True)
+
+    dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
+    await eventually(lambda: len(committed) == 2, description="the two good ones committed")
+    await consumer.stop(timeout_seconds=5)
+
+    assert sorted(map(str, committed)) == ["m-1", "m-3"]
+    assert dead.message_id == "m-poison"
+    assert dead.headers[REASON_HEADER] == "unprocessable: body is not JSON"
+    assert await ready_messages(connection, topology.queue) == 0
+
+
+async def test_a_batch_failing_as_a_whole_is_tried_message_by_message_and_only_the_culprit_dead_lettered(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    batch_sizes: list[int] = []
+    committed: list[str | None] = []
+
+    async def handler(batch: Batch) -> list[Exception | None]:
+        # Like one transaction that a single bad row aborts for every row in it.
+        batch_sizes.append(len(batch.messages))
+        if any(message.body == b"breaks the transaction" for message in batch.messages):
+            raise ValueError("constraint violated")
+        committed.extend(message.message_id for message in batch.messages)
+        return [None] * len(batch.messages)
+
+    consumer, declared = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
+    await consumer.stop(timeout_seconds=5)
+    await publish_all(
+        connection, topology, {"m-1": b"{}", "m-bad": b"breaks the transaction", "m-3": b"{}", "m-4": b"{}"}
+    )
+    consumer, declared = await running_consumer(connection, topology, handler, batches=True)
+
+    dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
+    await eventually(lambda: len(committed) == 3, description="the innocent ones committed")
+    await consumer.stop(timeout_seconds=5)
+
+    assert max(batch_sizes) > 1, batch_sizes
+    assert sorted(map(str, committed)) == ["m-1", "m-3", "m-4"]
+    assert dead.message_id == "m-bad"
+    assert dead.headers[REASON_HEADER] == "failed 3 times, last: ValueError: constraint violated"
+    assert await ready_messages(connection, topology.queue) == 0
+
+
+async def test_a_later_batch_is_acked_without_acking_a_message_still_retrying_before_it(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    retrying = asyncio.Event()
+    committed: list[str | None] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        if message.message_id == "m-first":
+            retrying.set()
+            raise ConnectionError("its mail server is down")
+        committed.append(message.message_id)
+
+    slow_retries = RetryPolicy(max_attempts=5, first_backoff_seconds=60, max_backoff_seconds=60)
+    consumer, declared = await running_consumer(connection, topology, handler, retry=slow_retries)
+    events = await publisher(connection, topology.exchange)
+    await publish(events, "m-first")
+    await asyncio.wait_for(retrying.wait(), timeout=5)
+    await publish(events, "m-later")
+    await eventually(lambda: committed == ["m-later"], description="the later message committed")
+
+    await consumer.stop(timeout_seconds=5)
+
+    # The later one's ack (one frame up to its tag would take the first along) left the
+    # first unacked: it is back in the queue, the later one is not.
+    returned = await eventually(lambda: take_one(connection, topology.queue), description="the first returned")
+    assert returned.message_id == "m-first"
+    assert await ready_messages(connection, topology.queue) == 0
+    assert await ready_messages(connection, declared.dead_letter_queue.name) == 0

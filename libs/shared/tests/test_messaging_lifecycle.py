@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from shared.config import ServiceSettings
-from shared.messaging import Handler, amqp_connection, queue_consumer
+from shared.messaging import BatchHandler, amqp_connection, each, queue_consumer
 from shared.testing import eventually
 from shared.testing.amqp import AmqpNames
 from shared.web import create_base_app
@@ -28,11 +28,11 @@ async def test_worker_app_consumes_reports_readiness_and_stops_with_the_app(
     topology = Topology(amqp_names)
     received: list[bytes] = []
 
-    def handler_factory(app: web.Application) -> Handler:
+    def handler_factory(app: web.Application) -> BatchHandler:
         async def handle(message: AbstractIncomingMessage) -> None:
             received.append(message.body)
 
-        return handle
+        return each(handle)
 
     app = create_base_app(WorkerSettings())
     app.cleanup_ctx.append(amqp_connection(AMQP, amqp_url, connection_name="workertest"))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared import telemetry
 
 # Kubernetes kills a pod 30 s after SIGTERM by default; draining plus finishing
 # in-flight work must fit well inside that, with room for closing pools.
@@ -136,7 +138,8 @@ class ConfigError(Exception):
 def read_settings(settings_cls: type[S]) -> S:
     """Build settings from the environment, or raise ConfigError listing every problem at once."""
     names = settings_cls.variable_names()
-    problems = _unknown_variables(settings_cls, os.environ)
+    # The standard OTEL_* variables are every process's configuration too.
+    problems = _unknown_variables(settings_cls, os.environ) + telemetry.configuration_problems(os.environ)
     try:
         settings = settings_cls()
     except ValidationError as exc:
@@ -152,13 +155,15 @@ def load_settings(settings_cls: type[S]) -> S:
     try:
         return read_settings(settings_cls)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        print(
-            f"config error: {settings_cls.service_name} cannot start; see .env.example for every variable",
-            file=sys.stderr,
-        )
-        raise SystemExit(os.EX_CONFIG) from None
+        exit_for_bad_config(exc, service=settings_cls.service_name)
+
+
+def exit_for_bad_config(error: ConfigError, *, service: str) -> NoReturn:
+    """Each problem on a line of its own on stderr, then exit 78 (EX_CONFIG)."""
+    for problem in error.problems:
+        print(f"config error: {problem}", file=sys.stderr)
+    print(f"config error: {service} cannot start; see .env.example for every variable", file=sys.stderr)
+    raise SystemExit(os.EX_CONFIG) from None
 
 
 def _unknown_variables(settings_cls: type[ServiceSettings], environ: Mapping[str, str]) -> list[str]:

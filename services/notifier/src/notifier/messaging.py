@@ -1,31 +1,41 @@
-"""Handling OrderCreated: email the customer, record it, publish NotificationSent.
+"""Handling OrderCreated, a batch at a time: email each customer, record the batch, publish
+NotificationSent.
 
 Effects are exactly-once per OrderCreated event id: the ``notifications`` row is keyed
 by it, and the NotificationSent event's id is derived from it, so a redelivered event
 sends no second email, stores no second row, and republishes the very same event
 (which the orders worker's inbox drops).
 
-The one accepted at-least-once edge: if the process dies after the SMTP server took
-the email but before the row is committed, the redelivered event sends the email
+A batch holds the advisory locks of its events in one transaction while its emails go out
+(concurrently, over the mailer's sessions), records every sent one in the same transaction,
+then publishes the follow-up events with their confirms awaited together. An email that
+fails, a mailbox refusing for good, or an event that cannot be published fails only its own
+message. If the recording fails, the batch is tried again without sending what was sent
+(``Unrecorded``). The one accepted at-least-once edge: if the process dies after the SMTP
+server took an email but before its row is committed, the redelivered event sends the email
 again, with the same Message-ID so that mail clients can fold the two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
+from uuid import UUID
 
-from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from opentelemetry import propagate
 
 from notifier import repository
 from notifier.keys import DB_POOL, EVENTS, MAILER, SETTINGS
-from notifier.mail import PermanentSmtpFailure, UndeliverableCustomer, compose, message_id_for, recipient_for
+from notifier.mail import Mailer, PermanentSmtpFailure, UndeliverableCustomer, compose, message_id_for, recipient_for
 from notifier.metrics import EMAILS_SENT
 from notifier.repository import Notification
+from notifier.unrecorded import Unrecorded
+from shared.db import db_span
 from shared.events import (
     CONTENT_TYPE,
     Envelope,
@@ -36,7 +46,7 @@ from shared.events import (
     encode,
     new_event,
 )
-from shared.messaging import Handler, Unprocessable
+from shared.messaging import Batch, BatchHandler, Delivery, Outcomes, Publisher, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +57,103 @@ _NOTIFICATION_IDS = uuid.UUID("6f1c1c1e-4b0e-4c39-9f1e-0e8f2f7b6a01")
 _NOTIFICATION_SENT_IDS = uuid.UUID("6f1c1c1e-4b0e-4c39-9f1e-0e8f2f7b6a02")
 
 
-def order_created_handler(app: web.Application) -> Handler:
+@dataclass
+class _Order:
+    """One OrderCreated event to notify for, and the batch positions of every delivery of it."""
+
+    event: Envelope[OrderCreatedV1]
+    recipient: str
+    delivery: Delivery
+    positions: list[int] = field(default_factory=list)
+
+
+def order_created_handler(app: web.Application) -> BatchHandler:
     settings = app[SETTINGS]
     pool = app[DB_POOL]
     mailer = app[MAILER]
+    events = app[EVENTS]
+    unrecorded = Unrecorded()
 
-    async def handle(message: AbstractIncomingMessage) -> None:
-        try:
-            event = cast(Envelope[OrderCreatedV1], decode(message.body, expect=CONSUMED_EVENT))
-            recipient = recipient_for(event.data.customer_id, settings.recipient_domain)
-        except (EventError, UndeliverableCustomer) as exc:
-            raise Unprocessable(str(exc)) from exc
-        async with repository.claim(pool, event.id) as claimed:
-            notification = await claimed.notification()
-            if notification is None:
-                notification = _notification(event, recipient)
-                try:
-                    await mailer.send(compose(event, sender=settings.mail_from, recipient=recipient))
-                except PermanentSmtpFailure as exc:
-                    raise Unprocessable(str(exc)) from exc
-                EMAILS_SENT.inc()
-                # A crash exactly here, before the commit, resends the email on redelivery:
-                # the one accepted at-least-once edge (same Message-ID, so clients fold them).
-                await claimed.record(notification)
-        await app[EVENTS].publish(
+    async def handle(batch: Batch) -> Outcomes:
+        outcomes: list[Exception | None] = [None] * len(batch.deliveries)
+
+        def fail(order: _Order, failure: Exception) -> None:
+            for position in order.positions:
+                outcomes[position] = failure
+
+        orders: dict[UUID, _Order] = {}
+        for position, delivery in enumerate(batch.deliveries):
+            try:
+                event = cast(Envelope[OrderCreatedV1], decode(delivery.message.body, expect=CONSUMED_EVENT))
+                recipient = recipient_for(event.data.customer_id, settings.recipient_domain)
+            except (EventError, UndeliverableCustomer) as exc:
+                outcomes[position] = Unprocessable(str(exc))
+                continue
+            # The same event twice in one batch (published twice) is emailed once.
+            orders.setdefault(event.id, _Order(event, recipient, delivery)).positions.append(position)
+        if not orders:
+            return outcomes
+
+        with (
+            Batch([order.delivery for order in orders.values()]).traced() as links,
+            db_span("INSERT notifications", batch_size=len(orders), links=links),
+        ):
+            async with repository.claim(pool, list(orders)) as claimed:
+                notified = await claimed.notifications()
+                waiting = [order for event_id, order in orders.items() if event_id not in notified]
+                sending = [order for order in waiting if unrecorded.get(order.event.id) is None]
+                sent = await asyncio.gather(
+                    *(_email(mailer, order, settings.mail_from) for order in sending), return_exceptions=True
+                )
+                for order, result in zip(sending, sent, strict=True):
+                    if isinstance(result, Notification):
+                        EMAILS_SENT.inc()
+                        unrecorded.sent(result)
+                    elif isinstance(result, PermanentSmtpFailure):
+                        fail(order, Unprocessable(str(result)))
+                    elif isinstance(result, Exception):
+                        fail(order, result)
+                    else:
+                        raise result  # cancelled: no outcome of the message
+                recording = [found for order in waiting if (found := unrecorded.get(order.event.id)) is not None]
+                # A crash before this commits resends those emails on redelivery: the one
+                # accepted at-least-once edge (same Message-ID, so clients fold them).
+                await claimed.record(recording)
+            unrecorded.recorded([notification.order_created_event_id for notification in recording])
+        notified |= {notification.order_created_event_id: notification for notification in recording}
+
+        announced = [order for order in orders.values() if order.event.id in notified]
+        published = await asyncio.gather(
+            *(_announce(events, order, notified[order.event.id]) for order in announced), return_exceptions=True
+        )
+        for order, announcement in zip(announced, published, strict=True):
+            if isinstance(announcement, Exception):
+                fail(order, announcement)
+            elif isinstance(announcement, BaseException):
+                raise announcement
+        return outcomes
+
+    return handle
+
+
+async def _email(mailer: Mailer, order: _Order, sender: str) -> Notification:
+    with order.delivery.traced():
+        await mailer.send(compose(order.event, sender=sender, recipient=order.recipient))
+    return _notification(order.event, order.recipient)
+
+
+async def _announce(events: Publisher, order: _Order, notification: Notification) -> None:
+    with order.delivery.traced():
+        await events.publish(
             NotificationSentV1.event_type,
-            encode(_notification_sent(notification, event)),
+            encode(_notification_sent(notification, order.event)),
             message_id=str(_notification_sent_id(notification)),
             content_type=CONTENT_TYPE,
             message_type=NotificationSentV1.event_type,
         )
-        log.info("customer notified", extra={"order_id": str(event.data.order_id), "event_id": str(event.id)})
-
-    return handle
+        log.info(
+            "customer notified", extra={"order_id": str(order.event.data.order_id), "event_id": str(order.event.id)}
+        )
 
 
 def _notification(event: Envelope[OrderCreatedV1], recipient: str) -> Notification:

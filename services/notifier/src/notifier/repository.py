@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,47 +23,59 @@ class Notification:
     sent_at: datetime
 
 
-class EventClaim:
-    """Exclusive hold on one OrderCreated event id until the transaction ends."""
+class EventsClaim:
+    """Exclusive hold on a batch of OrderCreated event ids until the transaction ends."""
 
-    def __init__(self, connection: PoolConnection, event_id: UUID) -> None:
+    def __init__(self, connection: PoolConnection, event_ids: Sequence[UUID]) -> None:
         self._connection = connection
-        self._event_id = event_id
+        self._event_ids = list(event_ids)
 
-    async def notification(self) -> Notification | None:
-        row = await self._connection.fetchrow(
+    async def notifications(self) -> dict[UUID, Notification]:
+        """The notifications already recorded for these events, by OrderCreated event id."""
+        rows = await self._connection.fetch(
             """SELECT id, order_created_event_id, order_id, customer_id, channel, recipient, message_id, sent_at
-               FROM notifications WHERE order_created_event_id = $1""",
-            self._event_id,
+               FROM notifications WHERE order_created_event_id = ANY($1::uuid[])""",
+            self._event_ids,
         )
-        return None if row is None else Notification(**dict(row))
+        return {row["order_created_event_id"]: Notification(**dict(row)) for row in rows}
 
-    async def record(self, notification: Notification) -> None:
-        await self._connection.execute(
+    async def record(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        # One round trip for every row: asyncpg pipelines executemany.
+        await self._connection.executemany(
             """
             INSERT INTO notifications (id, order_created_event_id, order_id, customer_id, channel, recipient,
                                        message_id, sent_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            notification.id,
-            notification.order_created_event_id,
-            notification.order_id,
-            notification.customer_id,
-            notification.channel,
-            notification.recipient,
-            notification.message_id,
-            notification.sent_at,
+            [
+                (
+                    notification.id,
+                    notification.order_created_event_id,
+                    notification.order_id,
+                    notification.customer_id,
+                    notification.channel,
+                    notification.recipient,
+                    notification.message_id,
+                    notification.sent_at,
+                )
+                for notification in notifications
+            ],
         )
 
 
 @asynccontextmanager
-async def claim(pool: Pool, event_id: UUID) -> AsyncIterator[EventClaim]:
-    """Serialise every delivery of one event, across workers: a transaction-scoped advisory lock.
+async def claim(pool: Pool, event_ids: Sequence[UUID]) -> AsyncIterator[EventsClaim]:
+    """Serialise every delivery of the same events, across workers: transaction-scoped advisory locks.
 
     Copies of an event delivered at the same moment wait here, then find the first one's
-    row, so the email is sent once. Whatever the block records commits with it.
+    row, so the email is sent once. The locks are taken in one order (sorted keys), so two
+    batches sharing events never deadlock. Whatever the block records commits with it.
     """
-    lock_key = int.from_bytes(event_id.bytes[:8], "big", signed=True)
+    keys = sorted({int.from_bytes(event_id.bytes[:8], "big", signed=True) for event_id in event_ids})
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
-        yield EventClaim(connection, event_id)
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key ORDER BY key", keys
+        )
+        yield EventsClaim(connection, event_ids)

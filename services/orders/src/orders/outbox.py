@@ -41,14 +41,18 @@ class Claim:
     async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
         if not rows:
             return
+        # One statement for both tables: a round trip less per batch. An order keeps the time
+        # it was first published; a re-driven event only marks its outbox row.
         await self._connection.execute(
-            "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
+            """
+            WITH published AS (
+                UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])
+                RETURNING aggregate_id
+            )
+            UPDATE orders SET published_at = clock_timestamp()
+            FROM published WHERE orders.id = published.aggregate_id AND orders.published_at IS NULL
+            """,
             [row.id for row in rows],
-        )
-        await self._connection.execute(
-            """UPDATE orders SET published_at = clock_timestamp()
-               WHERE id = ANY($1::uuid[]) AND published_at IS NULL""",
-            [row.aggregate_id for row in rows],
         )
 
 

@@ -4,6 +4,7 @@ from shared.db.command import ensure_database, migrate, migrate_package
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
 from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
 from shared.db.settings import PostgresSettings
+from shared.db.tracing import db_span
 from shared.db.unavailable import DATABASE_OUTAGE, database_unavailable_middleware
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "apply_migrations",
     "close_pool",
     "database_unavailable_middleware",
+    "db_span",
     "discover",
     "ensure_database",
     "migrate",

@@ -8,9 +8,10 @@ from shared.messaging.consumer import (
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
     Consumer,
-    Handler,
     Unprocessable,
+    each,
 )
+from shared.messaging.delivery import Batch, BatchHandler, Delivery, Handler, Outcomes
 from shared.messaging.lifecycle import amqp_connection, queue_consumer
 from shared.messaging.publisher import (
     ConfirmTimeout,
@@ -36,11 +37,15 @@ __all__ = [
     "ORIGINAL_ROUTING_KEY_HEADER",
     "REASON_HEADER",
     "REDELIVERY_LIMIT",
+    "Batch",
+    "BatchHandler",
     "ConfirmTimeout",
     "Consumer",
     "ConsumerQueue",
+    "Delivery",
     "Handler",
     "Nacked",
+    "Outcomes",
     "PublishFailed",
     "Publisher",
     "RetryPolicy",
@@ -51,6 +56,7 @@ __all__ = [
     "dead_letter_names",
     "declare_consumer_queue",
     "declare_event_exchange",
+    "each",
     "open_confirming_channel",
     "queue_consumer",
 ]

@@ -13,7 +13,8 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
 from shared.messaging.connection import connect
-from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.consumer import Consumer
+from shared.messaging.delivery import BatchHandler
 from shared.messaging.metrics import QUEUE_MESSAGES
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import dead_letter_names, declare_consumer_queue
@@ -74,12 +75,13 @@ def queue_consumer(
     queue_name: str,
     exchange_name: str,
     routing_keys: Iterable[str],
-    handler_factory: Callable[[web.Application], Handler],
+    handler_factory: Callable[[web.Application], BatchHandler],
     retry: RetryPolicy,
     prefetch_count: int,
     stop_timeout_seconds: float,
 ) -> CleanupContext:
-    """Consume ``queue_name`` for as long as the app runs; stop gracefully when it shuts down.
+    """Consume ``queue_name`` for as long as the app runs, in batches of up to ``prefetch_count``
+    deliveries; stop gracefully when it shuts down.
 
     Must come after the connection (and whatever the handler uses) in ``cleanup_ctx``,
     so that it stops before they close.
@@ -99,6 +101,7 @@ def queue_consumer(
             dead_letter_exchange=topology.dead_letter_exchange,
             handler=handler_factory(app),
             retry=retry,
+            max_batch=prefetch_count,
         )
         await consumer.start()
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})

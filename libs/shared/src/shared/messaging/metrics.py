@@ -29,3 +29,9 @@ MESSAGE_HANDLING_SECONDS = Histogram(
     ["queue"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+BATCH_SIZE = Histogram(
+    "dozen_consumer_batch_size",
+    "Deliveries handled together in one batch (one transaction, one ack frame).",
+    ["queue"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)

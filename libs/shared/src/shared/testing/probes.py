@@ -41,7 +41,9 @@ async def wait_until_ready(
 
     async def ready() -> bool:
         if process is not None and process.returncode is not None:
-            raise AssertionError(f"{what} exited {process.returncode} before it was ready; it said:\n{process.output()}")
+            raise AssertionError(
+                f"{what} exited {process.returncode} before it was ready; it said:\n{process.output()}"
+            )
         return await is_ready(port)
 
     try:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+import uvloop
 from aiohttp import web
 
 from shared.config import ServiceSettings
@@ -53,7 +54,9 @@ async def serve(app: web.Application, *, host: str, port: int, settings: Service
 def run(app: web.Application, *, port: int, settings: ServiceSettings, host: str = "0.0.0.0") -> None:  # noqa: S104
     """Blocking entry for a process's main(): returns after a graceful shutdown."""
     try:
-        asyncio.run(serve(app, host=host, port=port, settings=settings))
+        # uvloop: the event loop and its transports in C, for every process type alike.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(app, host=host, port=port, settings=settings))
     except Exception:
         # One JSON line with the traceback instead of a bare one on stderr.
         log.exception("process failed")
