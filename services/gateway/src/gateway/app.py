@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.edge import cors_middleware, header_limit_middleware, security_headers_middleware
-from gateway.keys import SETTINGS
+from gateway.keys import SETTINGS, TOKENS
 from gateway.ratelimit import rate_limiter
 from gateway.routes import request_id_middleware, routes
 from gateway.settings import WebSettings
+from gateway.tokens import TokenVerifier
 from gateway.upstream import orders_client
 from shared.web import create_base_app
 
@@ -16,6 +17,7 @@ from shared.web import create_base_app
 def create_app(settings: WebSettings) -> web.Application:
     app = create_base_app(settings, max_body_bytes=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[TOKENS] = TokenVerifier(settings)
     # Outermost, so that problem documents carry the request id too.
     app.middlewares.insert(0, request_id_middleware)
     # Outside the problem middleware: every answer, problems included, gets the headers.

@@ -11,11 +11,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from gateway.keys import SETTINGS
+from gateway.keys import TOKENS
 from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 from gateway.openapi import document
 from gateway.ratelimit import RATE_LIMITER, RateLimited
-from gateway.tokens import InvalidToken, verify_token
+from gateway.tokens import InvalidToken
 from gateway.upstream import ORDERS, UpstreamAnswer
 from shared.web import PROBLEM_CONTENT_TYPE, Problem, json_body
 
@@ -48,7 +48,7 @@ async def _customer(request: web.Request) -> str:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("A bearer token is required.", error=None)
     try:
-        customer = verify_token(request.app[SETTINGS], token.strip())
+        customer = request.app[TOKENS].verify(token.strip())
     except InvalidToken as exc:
         raise _unauthorized(str(exc), error="invalid_token") from None
     try:
