@@ -6,10 +6,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from shared.logging import configure_logging
+from shared.web import InternalAccessLogger, JsonAccessLogger
 
 
 @pytest.fixture
@@ -73,3 +76,21 @@ def test_levels_below_the_configured_one_are_dropped(stream: io.StringIO) -> Non
     logging.getLogger("orders.web").debug("noise")
 
     assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("logger_class", "path", "status", "level"),
+    [
+        (JsonAccessLogger, "/api/v1/orders", 201, logging.INFO),
+        (JsonAccessLogger, "/readyz", 200, logging.DEBUG),
+        (InternalAccessLogger, "/orders", 201, logging.DEBUG),
+        (InternalAccessLogger, "/orders", 422, logging.DEBUG),
+        (InternalAccessLogger, "/orders", 503, logging.INFO),
+    ],
+)
+def test_the_edge_logs_every_request_an_internal_api_only_its_failures(
+    logger_class: type[JsonAccessLogger], path: str, status: int, level: int
+) -> None:
+    access = logger_class(logging.getLogger("aiohttp.access"), "")
+
+    assert access.level(make_mocked_request("POST", path), web.Response(status=status)) == level

@@ -14,7 +14,7 @@ from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSe
 from shared import db
 from shared.config import load_settings
 from shared.process import running
-from shared.web import run
+from shared.web import InternalAccessLogger, run
 
 log = logging.getLogger("orders")
 
@@ -76,7 +76,8 @@ def serve_web(arguments: argparse.Namespace) -> None:
 
     settings = load_settings(WebSettings)
     with running(settings):
-        run(create_app(settings), port=settings.port, settings=settings)
+        # Only the gateway calls this API, and its access log already has every request.
+        run(create_app(settings), port=settings.port, settings=settings, access_log=InternalAccessLogger)
 
 
 def serve_relay(arguments: argparse.Namespace) -> None:

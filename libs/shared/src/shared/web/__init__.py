@@ -1,5 +1,6 @@
 """The HTTP surface every Dozen process shares: health, readiness, metrics, errors, lifecycle."""
 
+from shared.web.access_log import InternalAccessLogger, JsonAccessLogger
 from shared.web.app import READINESS, CleanupContext, create_base_app
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from shared.web.readiness import Readiness
@@ -10,6 +11,8 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "READINESS",
     "CleanupContext",
+    "InternalAccessLogger",
+    "JsonAccessLogger",
     "JsonInt",
     "Problem",
     "Readiness",

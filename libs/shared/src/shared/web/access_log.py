@@ -44,8 +44,13 @@ def route_template(request: web.BaseRequest) -> str:
 
 
 class JsonAccessLogger(AbstractAccessLogger):
+    """Every request at INFO, but probes and scrapes: the edge's record of what it answered."""
+
+    def level(self, request: web.BaseRequest, response: web.StreamResponse) -> int:
+        return logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+        level = self.level(request, response)
         if not self.logger.isEnabledFor(level):
             return
         self.logger.log(
@@ -69,3 +74,12 @@ class JsonAccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.DEBUG) or self.logger.isEnabledFor(logging.INFO)
+
+
+class InternalAccessLogger(JsonAccessLogger):
+    """For an API only the gateway calls: the gateway's own line already records each request
+    (same request id, same trace), so a line here says nothing more unless this process failed
+    to answer. At DEBUG the lines come back (``…_LOG_LEVEL=DEBUG``)."""
+
+    def level(self, request: web.BaseRequest, response: web.StreamResponse) -> int:
+        return logging.INFO if response.status >= 500 else logging.DEBUG

@@ -14,6 +14,7 @@ import signal
 
 import uvloop
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from shared.config import ServiceSettings
 from shared.web.access_log import JsonAccessLogger
@@ -22,10 +23,17 @@ from shared.web.app import READINESS
 log = logging.getLogger(__name__)
 
 
-async def serve(app: web.Application, *, host: str, port: int, settings: ServiceSettings) -> None:
+async def serve(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    settings: ServiceSettings,
+    access_log: type[AbstractAccessLogger] = JsonAccessLogger,
+) -> None:
     runner = web.AppRunner(
         app,
-        access_log_class=JsonAccessLogger,
+        access_log_class=access_log,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         handle_signals=False,
     )
@@ -51,12 +59,19 @@ async def serve(app: web.Application, *, host: str, port: int, settings: Service
     log.info("stopped")
 
 
-def run(app: web.Application, *, port: int, settings: ServiceSettings, host: str = "0.0.0.0") -> None:  # noqa: S104
+def run(
+    app: web.Application,
+    *,
+    port: int,
+    settings: ServiceSettings,
+    host: str = "0.0.0.0",  # noqa: S104
+    access_log: type[AbstractAccessLogger] = JsonAccessLogger,
+) -> None:
     """Blocking entry for a process's main(): returns after a graceful shutdown."""
     try:
         # uvloop: the event loop and its transports in C, for every process type alike.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(app, host=host, port=port, settings=settings))
+            runner.run(serve(app, host=host, port=port, settings=settings, access_log=access_log))
     except Exception:
         # One JSON line with the traceback instead of a bare one on stderr.
         log.exception("process failed")
