@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from uuid import uuid4
 
 import aiosmtplib
 import pytest
 
-from notifier.mail import Mailer, compose
+from notifier.mail import Email, Mailer, Sender, compose
 from shared.events import OrderCreatedV1, OrderLineV1, new_event
 from shared.testing.smtp import SmtpSink
 
 
-def email(number: int) -> EmailMessage:
+def email(number: int) -> Email:
     message = EmailMessage()
     message["From"] = "orders@dozen.test"
     message["To"] = f"customer-{number}@customers.dozen.test"
@@ -24,7 +25,7 @@ def email(number: int) -> EmailMessage:
     message["Message-ID"] = f"<{uuid4()}@notifier.dozen>"
     message["Date"] = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
     message.set_content("hello")
-    return message
+    return Email("orders@dozen.test", str(message["To"]), str(message["Message-ID"]), message.as_bytes())
 
 
 async def test_one_session_carries_many_emails_and_a_dropped_one_is_replaced(smtp_sink: SmtpSink) -> None:
@@ -73,12 +74,29 @@ def test_the_composed_email_reads_back_with_its_headers_and_any_sku() -> None:
         created_at=datetime.now(UTC),
     )
     event = new_event(data, source="/dozen/orders", subject=str(data.order_id))
-    composed = compose(event, sender="Dozen <orders@dozen.test>", recipient="alice@customers.dozen.test")
-    parsed = message_from_bytes(composed.as_bytes(), policy=policy.default)
+    composed = compose(event, sender=Sender.parse("Dozen <orders@dozen.test>"), recipient="alice@customers.dozen.test")
+    parsed = message_from_bytes(composed.content, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
+    assert not parsed.defects
+    assert (composed.sender, composed.recipient) == ("orders@dozen.test", "alice@customers.dozen.test")
+    assert parsed["To"] == "alice@customers.dozen.test"
+    assert parsed["Date"].datetime == event.time.replace(microsecond=0)
+    assert parsed["X-Dozen-Order-Id"] == str(data.order_id)
+    assert parsed["X-Dozen-Event-Id"] == str(event.id)
     assert parsed["Subject"] == f"Your order {data.order_id} is accepted"
     assert parsed["Message-ID"] == f"<{event.id}@notifier.dozen>"
     assert parsed["From"] == "Dozen <orders@dozen.test>"
     assert "2 x THÉ-VERT-1 at 12.50" in parsed.get_content()
     assert "Total: 25.00 EUR" in parsed.get_content()
-    assert composed.as_bytes().isascii()  # 7-bit on the wire, whatever the SKU
+    assert composed.content.isascii()  # 7-bit on the wire, whatever the SKU
+    assert all(len(line) <= 78 for line in composed.content.split(b"\r\n"))
+
+
+def test_a_sender_named_in_any_script_is_encoded_once_and_a_sender_without_an_address_refused() -> None:
+    sender = Sender.parse("Dozen Bestellungen für Sie <orders@dozen.test>")
+
+    assert sender.address == "orders@dozen.test"
+    assert sender.header.isascii()
+    assert str(make_header(decode_header(sender.header))) == "Dozen Bestellungen für Sie <orders@dozen.test>"
+    with pytest.raises(ValueError, match="names no email address"):
+        Sender.parse("Dozen")

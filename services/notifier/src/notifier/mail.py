@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from email.charset import QP, Charset
-from email.message import Message
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -45,11 +45,42 @@ def recipient_for(customer_id: str, domain: str) -> str:
     return f"{customer_id}@{domain}"
 
 
-def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> Message:
-    # The compat32 Message, not EmailMessage: the modern API parses every header it
-    # is given through its header registry, which made composing this email cost ~2 ms of
-    # CPU — more than sending it. Every value here is ours and checked (the recipient by
-    # recipient_for, the sender by the settings), so there is nothing for that parsing to catch.
+@dataclass(frozen=True)
+class Sender:
+    """Who the emails come from: the From header as sent, and the envelope's address."""
+
+    header: str
+    address: str
+
+    @classmethod
+    def parse(cls, mail_from: str) -> Sender:
+        """``Name <address>`` or a bare address; a non-ASCII name is encoded (RFC 2047) once, here."""
+        name, address = parseaddr(mail_from)
+        if "@" not in address:
+            raise ValueError(f"{mail_from!r} names no email address")
+        return cls(header=formataddr((name, address), charset="utf-8"), address=address)
+
+
+@dataclass(frozen=True)
+class Email:
+    """One email as it goes over SMTP: the envelope, and the message as bytes."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    content: bytes
+
+
+def compose(event: Envelope[OrderCreatedV1], *, sender: Sender, recipient: str) -> Email:
+    """The customer's email, written out from a template.
+
+    Not built as an email.message.Message: turning one into bytes folds and re-encodes every
+    header, and the SMTP client then parses the addresses back out of it — together most of
+    the notifier's CPU per order (profiled under `make bench`). Every header value here is
+    ASCII and short by construction (the recipient from recipient_for, the sender encoded once
+    in Sender.parse, ids, a date), so there is nothing to fold; the body, which may carry any
+    SKU, is quoted-printable as before.
+    """
     order = event.data
     lines = [f"  {line.quantity} x {line.sku} at {line.unit_price_cents / 100:.2f}" for line in order.items]
     body = "\n".join(
@@ -63,18 +94,22 @@ def compose(event: Envelope[OrderCreatedV1], *, sender: str, recipient: str) -> 
             "Dozen",
         ]
     )
-    message = Message()
-    message["MIME-Version"] = "1.0"
-    # Sets Content-Type text/plain; charset="utf-8" and the transfer encoding.
-    message.set_payload(body, _UTF8_QUOTED_PRINTABLE)
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = f"Your order {order.order_id} is accepted"
-    message["Date"] = format_datetime(event.time)
-    message["Message-ID"] = message_id_for(event.id)
-    message["X-Dozen-Order-Id"] = str(order.order_id)
-    message["X-Dozen-Event-Id"] = str(event.id)
-    return message
+    message_id = message_id_for(event.id)
+    headers = [
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: quoted-printable",
+        f"From: {sender.header}",
+        f"To: {recipient}",
+        f"Subject: Your order {order.order_id} is accepted",
+        f"Date: {format_datetime(event.time)}",
+        f"Message-ID: {message_id}",
+        f"X-Dozen-Order-Id: {order.order_id}",
+        f"X-Dozen-Event-Id: {event.id}",
+    ]
+    encoded_body = _UTF8_QUOTED_PRINTABLE.body_encode(body).replace("\n", "\r\n")
+    content = "\r\n".join([*headers, "", encoded_body]).encode("ascii")
+    return Email(sender=sender.address, recipient=recipient, message_id=message_id, content=content)
 
 
 class Mailer:
@@ -100,18 +135,18 @@ class Mailer:
         self._sessions = asyncio.Semaphore(connections)
         self._idle: list[aiosmtplib.SMTP] = []
 
-    async def send(self, message: Message) -> None:
+    async def send(self, email: Email) -> None:
         with _tracer.start_as_current_span(
             "smtp send",
             kind=SpanKind.CLIENT,
             attributes={
                 "server.address": self._hostname,
                 "server.port": self._port,
-                "email.message_id": str(message["Message-ID"]),
+                "email.message_id": email.message_id,
             },
         ):
             try:
-                await self._send(message)
+                await self._send(email)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 if all(refusal.code >= 500 for refusal in exc.recipients):
                     raise PermanentSmtpFailure(f"SMTP refused every recipient: {exc.recipients[0].message}") from exc
@@ -130,28 +165,28 @@ class Mailer:
             except aiosmtplib.SMTPException:
                 session.close()
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, email: Email) -> None:
         async with self._sessions:
             session = self._idle.pop() if self._idle else None
             try:
-                session = await self._deliver(session, message)
+                session = await self._deliver(session, email)
             except BaseException:
                 if session is not None:
                     session.close()
                 raise
             self._idle.append(session)
 
-    async def _deliver(self, session: aiosmtplib.SMTP | None, message: Message) -> aiosmtplib.SMTP:
+    async def _deliver(self, session: aiosmtplib.SMTP | None, email: Email) -> aiosmtplib.SMTP:
         if session is not None and session.is_connected:
             try:
-                await session.send_message(message)
+                await session.sendmail(email.sender, [email.recipient], email.content)
             except aiosmtplib.SMTPServerDisconnected:
                 # Closed while idle (a server-side timeout, a restart): once more, afresh.
                 session.close()
             else:
                 return session
         session = await self._connect()
-        await session.send_message(message)
+        await session.sendmail(email.sender, [email.recipient], email.content)
         return session
 
     async def _connect(self) -> aiosmtplib.SMTP:

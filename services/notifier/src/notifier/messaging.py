@@ -31,7 +31,15 @@ from opentelemetry import propagate
 
 from notifier import repository
 from notifier.keys import DB_POOL, EVENTS, MAILER, SETTINGS
-from notifier.mail import Mailer, PermanentSmtpFailure, UndeliverableCustomer, compose, message_id_for, recipient_for
+from notifier.mail import (
+    Mailer,
+    PermanentSmtpFailure,
+    Sender,
+    UndeliverableCustomer,
+    compose,
+    message_id_for,
+    recipient_for,
+)
 from notifier.metrics import EMAILS_SENT
 from notifier.repository import Notification
 from notifier.unrecorded import Unrecorded
@@ -72,6 +80,7 @@ def order_created_handler(app: web.Application) -> BatchHandler:
     pool = app[DB_POOL]
     mailer = app[MAILER]
     events = app[EVENTS]
+    sender = Sender.parse(settings.mail_from)
     unrecorded = Unrecorded()
 
     async def handle(batch: Batch) -> Outcomes:
@@ -103,7 +112,7 @@ def order_created_handler(app: web.Application) -> BatchHandler:
                 waiting = [order for event_id, order in orders.items() if event_id not in notified]
                 sending = [order for order in waiting if unrecorded.get(order.event.id) is None]
                 sent = await asyncio.gather(
-                    *(_email(mailer, order, settings.mail_from) for order in sending), return_exceptions=True
+                    *(_email(mailer, order, sender) for order in sending), return_exceptions=True
                 )
                 for order, result in zip(sending, sent, strict=True):
                     if isinstance(result, Notification):
@@ -136,7 +145,7 @@ def order_created_handler(app: web.Application) -> BatchHandler:
     return handle
 
 
-async def _email(mailer: Mailer, order: _Order, sender: str) -> Notification:
+async def _email(mailer: Mailer, order: _Order, sender: Sender) -> Notification:
     with order.delivery.traced():
         await mailer.send(compose(order.event, sender=sender, recipient=order.recipient))
     return _notification(order.event, order.recipient)

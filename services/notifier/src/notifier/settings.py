@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from notifier.mail import Sender
 from shared.config import AmqpUrl, Port, ServiceSettings, SmtpUrl
 from shared.db import PostgresSettings
 
@@ -30,7 +31,7 @@ class WorkerSettings(DatabaseSettings, QueueSettings):
     # SMTP sessions kept open and reused; more than prefetch_count would never be used.
     smtp_connections: int = Field(4, ge=1, le=100)
     # One header line: no CR or LF may sneak another header into every email.
-    mail_from: str = Field("Dozen <orders@dozen.test>", min_length=3, pattern=r"^[^\r\n]+$")
+    mail_from: str = Field("Dozen <orders@dozen.test>", min_length=3, max_length=200, pattern=r"^[^\r\n]+$")
     # Dozen has no customer directory: a customer id becomes <id>@<this domain>.
     recipient_domain: str = Field("customers.dozen.test", pattern=r"^[a-z0-9.-]+$")
     orders_exchange: str = Field("orders.events", min_length=1)
@@ -40,3 +41,9 @@ class WorkerSettings(DatabaseSettings, QueueSettings):
     max_attempts: int = Field(5, ge=1, le=100)
     first_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _names_an_address(cls, value: str) -> str:
+        Sender.parse(value)
+        return value
