@@ -43,6 +43,7 @@ async def running_consumer(
     batches: bool = False,
     retry: RetryPolicy = FAST_RETRIES,
     prefetch_count: int = 10,
+    linger_seconds: float = 0.0,
 ) -> tuple[Consumer, ConsumerQueue]:
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=prefetch_count)
@@ -57,6 +58,7 @@ async def running_consumer(
         handler=handler if batches else each(handler),  # type: ignore[arg-type]
         retry=retry,
         max_batch=prefetch_count,
+        linger_seconds=linger_seconds,
     )
     await consumer.start()
     return consumer, declared

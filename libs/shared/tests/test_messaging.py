@@ -397,3 +397,26 @@ async def test_a_later_batch_is_acked_without_acking_a_message_still_retrying_be
     assert returned.message_id == "m-first"
     assert await ready_messages(connection, topology.queue) == 0
     assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
+
+
+async def test_a_batch_lingers_for_what_arrives_after_its_first_delivery_until_it_is_full(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    batches: list[list[str | None]] = []
+
+    async def handler(batch: Batch) -> list[Exception | None]:
+        batches.append([message.message_id for message in batch.messages])
+        return [None] * len(batch.messages)
+
+    # A linger far longer than three publishes take; the third fills the batch, ending it.
+    consumer, _ = await running_consumer(
+        connection, topology, handler, batches=True, prefetch_count=3, linger_seconds=30
+    )
+    events = await publisher(connection, topology.exchange)
+    for number in range(3):
+        await publish(events, f"m-{number}")
+
+    await eventually(lambda: batches, description="the batch handled", timeout_seconds=20)
+    await consumer.stop(timeout_seconds=5)
+
+    assert batches == [["m-0", "m-1", "m-2"]]

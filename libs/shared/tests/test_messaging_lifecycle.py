@@ -45,6 +45,7 @@ async def test_worker_app_consumes_reports_readiness_and_stops_with_the_app(
             handler_factory=handler_factory,
             retry=FAST_RETRIES,
             prefetch_count=5,
+            linger_seconds=0.01,
             stop_timeout_seconds=5,
         )
     )

@@ -64,14 +64,26 @@ async def test_replicas_share_one_limit_through_redis(orders_url: str, customer:
         await second.close()
 
 
-async def test_without_redis_the_gateway_fails_open_and_counts_it(orders_url: str, customer: str) -> None:
+async def test_without_redis_the_gateway_fails_open_counts_it_and_leaves_redis_alone_a_while(
+    orders_url: str, customer: str
+) -> None:
     def unchecked() -> float:
         return REGISTRY.get_sample_value("dozen_gateway_rate_limit_unchecked_total") or 0.0
 
-    before = unchecked()
-    client = await replica(orders_url, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.2)
+    def failures() -> float:
+        return REGISTRY.get_sample_value("dozen_gateway_rate_limit_failures_total", {"error": "ConnectionError"}) or 0.0
+
+    before, failed_before = unchecked(), failures()
+    client = await replica(
+        orders_url,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        redis_timeout_seconds=0.2,
+        # Longer than the test: after the first failure, Redis is not asked again.
+        redis_cooldown_seconds=60,
+    )
     try:
         assert await statuses(client, customer, 8) == [200] * 8
         assert unchecked() - before == 8
+        assert failures() - failed_before == 1
     finally:
         await client.close()

@@ -6,13 +6,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from orders.app import create_app
 from orders.settings import WebSettings
-from shared.testing import execute, fetchval
+from shared.testing import eventually, execute, fetchval
 from shared.web import PROBLEM_CONTENT_TYPE
 
 from .support import order_body
@@ -22,7 +23,8 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def client(orders_database_url: str) -> AsyncIterator[Client]:
-    settings = WebSettings(database_url=orders_database_url, port=1)
+    # Room for the fifty concurrent duplicates below; the bound itself is tested on its own.
+    settings = WebSettings(database_url=orders_database_url, port=1, max_in_flight=64, db_pool_max_size=10)
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
 
@@ -219,3 +221,39 @@ async def test_listing_with_bad_parameters_names_them(client: Client, query: str
 
     assert response.status == 422
     assert [error["field"] for error in (await response.json())["errors"]] == fields
+
+
+async def test_past_its_in_flight_bound_orders_refuses_at_once_and_a_same_key_retry_makes_one_order(
+    orders_database_url: str,
+) -> None:
+    settings = WebSettings(database_url=orders_database_url, port=1, max_in_flight=1)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        blocker = await asyncpg.connect(orders_database_url)
+        try:
+            # The one request it may work on waits at its INSERT, behind a lock held here.
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE orders IN EXCLUSIVE MODE")
+                first = asyncio.create_task(post_order(client, order_body(), key="first"))
+                await eventually(lambda: lock_waiters(orders_database_url), description="the first order in flight")
+
+                status, headers, problem = await post_order(client, order_body(), key="second")
+
+                assert status == 503
+                assert headers["Retry-After"] == "1"
+                assert headers["Content-Type"].startswith(PROBLEM_CONTENT_TYPE)
+                assert isinstance(problem, dict)
+                assert problem["status"] == 503
+            assert (await first)[0] == 201
+        finally:
+            await blocker.close()
+
+        retried = [await post_order(client, order_body(), key="second") for _ in range(2)]
+
+    assert [status for status, _, _ in retried] == [201, 201]
+    assert retried[1][1]["Idempotent-Replayed"] == "true"
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders WHERE idempotency_key = 'second'") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 2
+
+
+async def lock_waiters(database_url: str) -> bool:
+    return bool(await fetchval(database_url, "SELECT count(*) FROM pg_locks WHERE NOT granted"))

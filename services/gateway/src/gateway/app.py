@@ -15,7 +15,7 @@ from shared.web import create_base_app
 
 
 def create_app(settings: WebSettings) -> web.Application:
-    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes)
+    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
     app[SETTINGS] = settings
     app[TOKENS] = TokenVerifier(settings)
     # Outermost, so that problem documents carry the request id too.

@@ -7,7 +7,10 @@ script, on Redis's clock, so replicas and their clocks never disagree.
 When Redis cannot answer within its timeout the gateway **fails open**: the request goes
 through, a counter and a (throttled) warning say so. The limiter protects capacity from one
 greedy customer; an outage of the limiter's store should not become an outage of the API
-for every customer. Orders' own limits (pool sizes, timeouts) still bound the damage.
+for every customer. The admission bounds (in-flight requests, orders' own) still hold. After
+a failure Redis is left alone for a cool-down, so an outage costs one timeout per cool-down,
+not one per request; that is what lets the timeout be generous enough that a busy CPU, which
+delays reading Redis's answer, is not mistaken for an outage.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from contextlib import asynccontextmanager
 import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import Counter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.settings import WebSettings
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 LIMITED = Counter("dozen_gateway_rate_limited", "Requests refused with 429 by the per-customer limit.")
 UNCHECKED = Counter(
     "dozen_gateway_rate_limit_unchecked", "Requests let through unchecked because Redis did not answer (fail open)."
+)
+FAILURES = Counter(
+    "dozen_gateway_rate_limit_failures", "Calls to Redis that failed or timed out (each starts a cool-down).", ["error"]
 )
 WARN_EVERY_SECONDS = 10.0
 
@@ -59,21 +67,30 @@ class RateLimited(Exception):
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, *, per_second: float, burst: int, key_prefix: str) -> None:
+    def __init__(
+        self, client: redis.Redis, *, per_second: float, burst: int, key_prefix: str, cooldown_seconds: float
+    ) -> None:
         self._script = client.register_script(_GCRA)
         self._interval_us = round(1_000_000 / per_second)
         self._tolerance_us = self._interval_us * (burst - 1)
         self._key_prefix = key_prefix
+        self._cooldown = cooldown_seconds
+        self._resume_at = -math.inf
         self._warned_at = -math.inf
 
     async def admit(self, customer: str) -> None:
         """Return if ``customer`` may go ahead; raise RateLimited with the seconds to wait if not."""
+        if time.monotonic() < self._resume_at:
+            UNCHECKED.inc()
+            return
         try:
             wait_us = int(
                 await self._script(keys=[self._key_prefix + customer], args=[self._interval_us, self._tolerance_us])
             )
         except (RedisError, OSError, TimeoutError) as error:
+            FAILURES.labels(type(error).__name__).inc()
             UNCHECKED.inc()
+            self._resume_at = time.monotonic() + self._cooldown
             self._warn(error)
             return
         if wait_us > 0:
@@ -88,23 +105,30 @@ class RateLimiter:
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+_NO_RETRIES = Retry(NoBackoff(), retries=0)
 
 
 def rate_limiter(settings: WebSettings) -> CleanupContext:
     @asynccontextmanager
     async def limiter_context(app: web.Application) -> AsyncIterator[None]:
-        client = redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             settings.redis_url.get_secret_value(),
+            # Bounded: past it, a request waits for a connection no longer than the timeout.
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_timeout_seconds,
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
-            # A dead Redis must cost each request one short timeout, not a retry loop.
-            retry_on_timeout=False,
+            retry=_NO_RETRIES,
         )
+        # A dead Redis must cost one timeout per cool-down, not a retry loop (redis-py retries
+        # three times by default).
+        client = redis.Redis(connection_pool=pool, retry=_NO_RETRIES)
         app[RATE_LIMITER] = RateLimiter(
             client,
             per_second=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
             key_prefix="dozen:gateway:rate:",
+            cooldown_seconds=settings.redis_cooldown_seconds,
         )
         try:
             yield

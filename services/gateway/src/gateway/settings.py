@@ -35,12 +35,21 @@ class WebSettings(GatewaySettings):
     orders_url: HttpUrl
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
     upstream_timeout_seconds: float = Field(5.0, gt=0)
-    upstream_max_connections: int = Field(100, ge=1, le=10_000)
+    # Connections to orders at most; at least max_in_flight, or admitted requests would queue here.
+    upstream_max_connections: int = Field(128, ge=1, le=100_000)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # API requests worked on at once; the next is refused at once (503, Retry-After) instead
+    # of queueing: past capacity a queue only grows, and everything in it ends as a timeout.
+    max_in_flight: int = Field(128, ge=1, le=100_000)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
-    # How long a request waits for the limiter before going ahead unchecked (fail open).
-    redis_timeout_seconds: float = Field(0.1, gt=0, le=5)
+    # How long a request waits for the limiter before going ahead unchecked (fail open); long
+    # enough that a busy CPU, slow to read the answer, is not taken for an outage.
+    redis_timeout_seconds: float = Field(0.5, gt=0, le=5)
+    # After Redis failed to answer, requests go unchecked this long before it is asked again.
+    redis_cooldown_seconds: float = Field(1.0, gt=0, le=60)
+    # Connections to Redis at most (each call holds one for a fraction of a millisecond).
+    redis_max_connections: int = Field(16, ge=1, le=1000)
     # Per customer: the sustained rate, and how many requests may come at once.
     rate_limit_per_second: float = Field(20.0, gt=0, le=10_000)
     rate_limit_burst: int = Field(40, ge=1, le=100_000)
@@ -51,6 +60,15 @@ class WebSettings(GatewaySettings):
     cors_allowed_origins: str = Field(
         "", pattern=r"^(https?://[a-z0-9.-]+(:[0-9]{1,5})?(,https?://[a-z0-9.-]+(:[0-9]{1,5})?)*)?$"
     )
+
+    @model_validator(mode="after")
+    def _every_admitted_request_gets_a_connection(self) -> WebSettings:
+        if self.upstream_max_connections < self.max_in_flight:
+            raise ValueError(
+                "GATEWAY_UPSTREAM_MAX_CONNECTIONS must be at least GATEWAY_MAX_IN_FLIGHT: "
+                "requests admitted past the connections would queue for one until they time out"
+            )
+        return self
 
     @property
     def cors_origins(self) -> frozenset[str]:

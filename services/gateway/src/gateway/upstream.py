@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from gateway.settings import WebSettings
 from shared.web import CleanupContext, Problem
+from shared.web.admission import TIMEOUT_HEADER
 from shared.web.metrics import HTTP_CLIENT_DURATION, status_class
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ class UpstreamAnswer:
 
 
 class OrdersClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, timeout_seconds: float) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
+        # Orders is told how long this gateway waits, so it starts no work past that.
+        self._deadline_header = {TIMEOUT_HEADER: str(int(timeout_seconds * 1000))}
 
     async def call(
         self,
@@ -89,7 +92,7 @@ class OrdersClient:
                     self._base_url + path,
                     json=json_body,
                     params=params,
-                    headers={"X-Request-Id": request_id, **(headers or {})},
+                    headers={"X-Request-Id": request_id, **self._deadline_header, **(headers or {})},
                 ) as response:
                     raw = await response.read()
                     status, answer_headers = response.status, dict(response.headers)
@@ -144,7 +147,9 @@ def orders_client(settings: WebSettings) -> CleanupContext:
             # Cookies from upstream must never reach another customer's request.
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        app[ORDERS] = OrdersClient(session, settings.orders_url.get_secret_value())
+        app[ORDERS] = OrdersClient(
+            session, settings.orders_url.get_secret_value(), timeout_seconds=settings.upstream_timeout_seconds
+        )
         try:
             yield
         finally:

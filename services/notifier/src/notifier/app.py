@@ -71,6 +71,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
                 transient=DATABASE_OUTAGE,
             ),
             prefetch_count=settings.prefetch_count,
+            linger_seconds=settings.batch_linger_seconds,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,
         )
     )

@@ -37,7 +37,11 @@ class WorkerSettings(DatabaseSettings, QueueSettings):
     orders_exchange: str = Field("orders.events", min_length=1)
     events_exchange: str = Field("notifier.events", min_length=1)
     publish_confirm_timeout_seconds: float = Field(5.0, gt=0)
-    prefetch_count: int = Field(20, ge=1, le=1000)
+    # Deliveries in flight, and the most one batch (one transaction, one ack frame) carries.
+    prefetch_count: int = Field(100, ge=1, le=1000)
+    # How long a batch waits after its first delivery for more: a little latency for a lot
+    # less work per message under load (measured by `make bench`).
+    batch_linger_seconds: float = Field(0.025, ge=0, le=1)
     max_attempts: int = Field(5, ge=1, le=100)
     first_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30.0, gt=0)

@@ -9,6 +9,7 @@ from orders.routes import routes
 from orders.settings import OrdersSettings, WebSettings
 from shared.db import database_unavailable_middleware, pool_for
 from shared.web import CleanupContext, create_base_app
+from shared.web.admission import deadline
 
 
 def database(settings: OrdersSettings) -> CleanupContext:
@@ -16,9 +17,10 @@ def database(settings: OrdersSettings) -> CleanupContext:
 
 
 def create_app(settings: WebSettings) -> web.Application:
-    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes)
+    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
     app[WEB_SETTINGS] = settings
-    app.middlewares.append(database_unavailable_middleware)
+    # The gateway's deadline bounds every wait of the request (a pooled connection, say).
+    app.middlewares.extend([deadline, database_unavailable_middleware])
     app.cleanup_ctx.append(database(settings))
     app.router.add_routes(routes)
     return app

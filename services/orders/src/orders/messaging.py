@@ -60,10 +60,12 @@ def notification_handler(app: web.Application) -> BatchHandler:
                     outcomes[position] = Unprocessable(f"no order {notification.order_id}")
                 continue
             notified = marked.notified.get(notification.event_id)
+            # Every delivery but the one that notified the order now was a redelivery.
+            redelivered = len(deliveries) - (1 if notified else 0)
+            if redelivered:
+                INBOX_DUPLICATES.labels(notification.event_type).inc(redelivered)
             with deliveries[0][1].traced():
-                if notified is None:
-                    INBOX_DUPLICATES.labels(notification.event_type).inc()
-                else:
+                if notified is not None:
                     _record_latency(notified)
                 log.info(
                     "order notified" if notified else "duplicate event ignored",

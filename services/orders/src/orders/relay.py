@@ -33,11 +33,20 @@ NOTIFY_CHANNEL = "orders_outbox"
 
 
 class Relay:
-    def __init__(self, pool: Pool, publisher: Publisher, *, batch_size: int, poll_interval_seconds: float) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        publisher: Publisher,
+        *,
+        batch_size: int,
+        poll_interval_seconds: float,
+        linger_seconds: float = 0.0,
+    ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval = poll_interval_seconds
+        self._linger = linger_seconds
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -54,8 +63,10 @@ class Relay:
                 log.warning("outbox unavailable; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
                 published, failed = 0, 1
             if published == self._batch_size and not failed:
-                continue
+                continue  # a backlog: the next batch at once
             await _first_of(stop, self._wake if not failed else None, seconds=self._poll_interval)
+            # Woken by a commit: the ones right behind it go out in the same batch.
+            await _first_of(stop, seconds=self._linger)
 
     async def publish_batch(self) -> tuple[int, int]:
         """(published, failed) for one claimed batch."""
@@ -160,6 +171,7 @@ async def relay_tasks(app: web.Application) -> AsyncIterator[None]:
         Publisher(exchange, confirm_timeout_seconds=settings.publish_confirm_timeout_seconds),
         batch_size=settings.relay_batch_size,
         poll_interval_seconds=settings.relay_poll_interval_seconds,
+        linger_seconds=settings.relay_linger_seconds,
     )
     stop = asyncio.Event()
     tasks = [

@@ -33,6 +33,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
                 transient=DATABASE_OUTAGE,
             ),
             prefetch_count=settings.worker_prefetch_count,
+            linger_seconds=settings.worker_batch_linger_seconds,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,
         )
     )

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import Gauge
 
 from shared.db.settings import PostgresSettings
+from shared.web.admission import remaining_seconds
 from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,25 @@ async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     rolls back any transaction left open before this runs."""
 
 
+class BoundedPool(asyncpg.pool.Pool):
+    """An asyncpg pool on which no caller waits for a connection without end: at most the
+    acquire timeout, and never past the deadline of the request being served. A wait that
+    runs out raises TimeoutError, which a web process answers with 503 and Retry-After."""
+
+    def __init__(self, *args: Any, acquire_timeout_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout_seconds
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        bound = self._acquire_timeout if timeout is None else min(timeout, self._acquire_timeout)
+        left = remaining_seconds()
+        if left is not None:
+            bound = min(bound, left)
+        if bound <= 0:
+            raise TimeoutError("the request's deadline has passed")
+        return super().acquire(timeout=bound)
+
+
 async def close_pool(pool: Pool, timeout_seconds: float) -> None:
     """Wait for borrowed connections to come back, but never past the deadline."""
     try:
@@ -56,13 +76,14 @@ def postgres_pool(
     max_size: int = 10,
     command_timeout_seconds: float = 5.0,
     connect_timeout_seconds: float = 5.0,
+    acquire_timeout_seconds: float = 5.0,
     close_timeout_seconds: float = 5.0,
 ) -> CleanupContext:
     """A cleanup context that opens the pool at start-up, stores it at ``key`` and closes it at exit."""
 
     @asynccontextmanager
     async def pool_context(app: web.Application) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
+        pool = await BoundedPool(
             url,
             min_size=min_size,
             max_size=max_size,
@@ -70,6 +91,16 @@ def postgres_pool(
             # asyncpg waits 60 s by default; a client should hear "unavailable" long before.
             timeout=connect_timeout_seconds,
             reset=_keep_session,
+            acquire_timeout_seconds=acquire_timeout_seconds,
+            # asyncpg.create_pool's own defaults, which Pool itself does not have.
+            max_queries=50_000,
+            max_inactive_connection_lifetime=300.0,
+            setup=None,
+            init=None,
+            connect=None,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
         )
         app[key] = pool
         app[READINESS].add_check("postgres", lambda: pool.fetchval("SELECT 1"))
@@ -94,4 +125,5 @@ def pool_for(key: web.AppKey[Pool], settings: PostgresSettings) -> CleanupContex
         max_size=settings.db_pool_max_size,
         command_timeout_seconds=settings.db_command_timeout_seconds,
         connect_timeout_seconds=settings.db_command_timeout_seconds,
+        acquire_timeout_seconds=settings.db_pool_acquire_timeout_seconds,
     )

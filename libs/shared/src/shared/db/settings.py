@@ -16,3 +16,6 @@ class PostgresSettings(BaseModel):
     db_pool_max_size: int = Field(10, ge=1, le=100)
     # Also the connect timeout: a request should hear "unavailable" within it.
     db_command_timeout_seconds: float = Field(5.0, gt=0)
+    # The longest anyone waits for a pooled connection (a request never past its deadline):
+    # past it, a web process answers 503 with Retry-After rather than queue without end.
+    db_pool_acquire_timeout_seconds: float = Field(1.0, gt=0, le=30)

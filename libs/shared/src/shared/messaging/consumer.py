@@ -1,8 +1,9 @@
 """Run a batch handler over a queue: manual acks, bounded retries, dead-lettering, graceful stop.
 
 Deliveries are handled in batches of whatever has arrived, up to ``max_batch`` (the
-prefetch): under load one database transaction and one ack frame serve many messages; when
-idle a batch is one message, with no wait added. Every delivery ends in exactly one way:
+prefetch), waiting at most ``linger_seconds`` after the first for more to come: one database
+transaction and one ack frame then serve many messages, at a cost in latency bounded by the
+linger. Every delivery ends in exactly one way:
 - the handler committed its effects (outcome None): acked, with the rest of its batch;
 - it failed alone (an exception as its outcome) or its whole batch failed for a reason that
   is not an outage: it is tried again on its own, the others are not held back —
@@ -92,16 +93,23 @@ class Consumer:
         handler: BatchHandler,
         retry: RetryPolicy,
         max_batch: int,
+        linger_seconds: float = 0.0,
         confirm_timeout_seconds: float = 5.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if linger_seconds < 0:
+            raise ValueError("linger_seconds must not be negative")
         self._channel = channel
         self._queue = queue
         self._dead_letter_exchange = dead_letter_exchange
         self._handler = handler
         self._retry = retry
         self._max_batch = max_batch
+        self._linger = linger_seconds
+        # Set by an arrival that brings the waiting deliveries to what the lingering batch lacks.
+        self._batch_filled = asyncio.Event()
+        self._lacking = max_batch
         self._confirm_timeout = confirm_timeout_seconds
         self._acks = Acknowledgements()
         self._arrived: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -152,12 +160,16 @@ class Consumer:
     async def _arrive(self, message: AbstractIncomingMessage) -> None:
         self._acks.delivered(message)
         self._arrived.put_nowait(Delivery(message))
+        if self._arrived.qsize() >= self._lacking:
+            self._batch_filled.set()
 
     async def _run_batches(self) -> None:
         while (first := await self._next_arrival()) is not None:
             deliveries = [first]
-            while len(deliveries) < self._max_batch and not self._arrived.empty():
-                deliveries.append(self._arrived.get_nowait())
+            self._take_arrived(deliveries)
+            if len(deliveries) < self._max_batch and self._linger:
+                await self._linger_for_more(self._max_batch - len(deliveries))
+                self._take_arrived(deliveries)
             try:
                 await self._settle_batch(deliveries)
             except (AMQPError, OSError):
@@ -172,6 +184,22 @@ class Consumer:
                     *(self._requeue(delivery) for delivery in deliveries if not delivery.message.processed),
                     return_exceptions=True,
                 )
+
+    def _take_arrived(self, deliveries: list[Delivery]) -> None:
+        while len(deliveries) < self._max_batch and not self._arrived.empty():
+            deliveries.append(self._arrived.get_nowait())
+
+    async def _linger_for_more(self, lacking: int) -> None:
+        """Until ``lacking`` more deliveries have arrived, the linger is over, or the consumer stops."""
+        self._lacking = lacking
+        self._batch_filled.clear()
+        if self._arrived.qsize() < lacking:
+            filled = asyncio.ensure_future(self._batch_filled.wait())
+            stop = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({filled, stop}, timeout=self._linger, return_when=asyncio.FIRST_COMPLETED)
+            filled.cancel()
+            stop.cancel()
+        self._lacking = self._max_batch
 
     async def _next_arrival(self) -> Delivery | None:
         """The next delivery, or None once stopping: an arrival not taken stays unacked and

@@ -78,10 +78,11 @@ def queue_consumer(
     handler_factory: Callable[[web.Application], BatchHandler],
     retry: RetryPolicy,
     prefetch_count: int,
+    linger_seconds: float,
     stop_timeout_seconds: float,
 ) -> CleanupContext:
     """Consume ``queue_name`` for as long as the app runs, in batches of up to ``prefetch_count``
-    deliveries; stop gracefully when it shuts down.
+    deliveries gathered for at most ``linger_seconds``; stop gracefully when it shuts down.
 
     Must come after the connection (and whatever the handler uses) in ``cleanup_ctx``,
     so that it stops before they close.
@@ -102,6 +103,7 @@ def queue_consumer(
             handler=handler_factory(app),
             retry=retry,
             max_batch=prefetch_count,
+            linger_seconds=linger_seconds,
         )
         await consumer.start()
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})

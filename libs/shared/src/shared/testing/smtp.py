@@ -15,7 +15,10 @@ from shared.testing.probes import free_port
 
 class SmtpSink:
     def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
+        # As received; parsed only when read (parsing costs more than sending: ~0.8 ms an
+        # email here, taken from whatever a benchmark measures beside the sink).
+        self._raw: list[bytes] = []
+        self._parsed: list[EmailMessage] = []
         self._lock = threading.Lock()
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
@@ -62,7 +65,15 @@ class SmtpSink:
 
     def received(self) -> list[EmailMessage]:
         with self._lock:
-            return list(self.messages)
+            unread = self._raw[len(self._parsed) :]
+            self._parsed.extend(message_from_bytes(raw, policy=policy.default) for raw in unread)
+            return list(self._parsed)
+
+    @property
+    def count(self) -> int:
+        """How many emails were accepted, without reading them."""
+        with self._lock:
+            return len(self._raw)
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -83,5 +94,5 @@ class SmtpSink:
                 return self._refuse_always
             if self._refusals:
                 return self._refusals.pop(0)
-            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            self._raw.append(envelope.content)
         return "250 2.0.0 accepted"

@@ -10,6 +10,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from shared.config import ServiceSettings
 from shared.web.access_log import remember_span_middleware
+from shared.web.admission import in_flight_limit
 from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
@@ -45,10 +46,17 @@ async def close_connections_while_draining(request: web.Request, response: web.S
         response.headers["Connection"] = "close"
 
 
-def create_base_app(settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
-    """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources."""
+def create_base_app(
+    settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_in_flight: int | None = None
+) -> web.Application:
+    """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources.
+
+    With ``max_in_flight``, requests past that many at once are refused at once (503, counted
+    and answered as problems like any other).
+    """
+    admission = [in_flight_limit(max_in_flight)] if max_in_flight is not None else []
     app = web.Application(
-        middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
+        middlewares=[http_metrics_middleware, problem_middleware, *admission, remember_span_middleware],
         client_max_size=max_body_bytes,
     )
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)

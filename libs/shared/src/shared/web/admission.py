@@ -1,0 +1,92 @@
+"""Admission control: past capacity, a fast refusal (503 with Retry-After), never a slow timeout.
+
+Two bounds, each a middleware:
+- ``in_flight_limit``: at most so many requests are worked on at once; the next one is refused
+  at once instead of queueing behind them (a queue past capacity only grows, and every request
+  in it ends as a timeout).
+- ``deadline``: the caller says how long it will wait (``X-Request-Timeout-Ms``, relative, so
+  no two clocks need agree); no work starts once that time is spent, and every wait inside the
+  request (a pooled connection, say) ends with it (``remaining_seconds``).
+Probes and scrapes are never refused: an overloaded process is still alive, and still ready.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from contextvars import ContextVar
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Counter
+
+from shared.web.access_log import QUIET_PATHS
+from shared.web.problems import Problem
+
+# How long the caller will wait for the answer, in milliseconds from when it sent the request.
+TIMEOUT_HEADER = "X-Request-Timeout-Ms"
+# What a refused client is told to wait before retrying (with the same Idempotency-Key).
+RETRY_AFTER_SECONDS = 1
+
+REFUSED = Counter(
+    "dozen_http_server_refused",
+    "Requests refused at once (503) instead of queued: over the in-flight bound, or past the caller's deadline.",
+    ["reason"],
+)
+
+_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+
+def remaining_seconds() -> float | None:
+    """What is left of the deadline of the request being served (None: it has none)."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def refusal(detail: str) -> Problem:
+    return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS) -> Middleware:
+    """At most ``max_in_flight`` requests at once (``exempt`` paths aside); the rest get 503 at once."""
+    if max_in_flight < 1:
+        raise ValueError("max_in_flight must be at least 1")
+    in_flight = 0
+    REFUSED.labels("in_flight")
+    REFUSED.labels("deadline")
+
+    @web.middleware
+    async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        if request.path in exempt:
+            return await handler(request)
+        if in_flight >= max_in_flight:
+            REFUSED.labels("in_flight").inc()
+            raise refusal("Too many requests are in progress; retry after the given seconds.")
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return admit
+
+
+@web.middleware
+async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bound the request by the time its caller waits, when the caller says."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None or request.path in QUIET_PATHS:
+        return await handler(request)
+    if not raw.isdigit():
+        raise Problem(400, "Bad Request", f"{TIMEOUT_HEADER} must be a whole number of milliseconds.")
+    if int(raw) == 0:
+        REFUSED.labels("deadline").inc()
+        raise refusal("The caller's deadline has passed.")
+    # Counted from when this process took the request up: the time it waited to be read is
+    # bounded by the caller's own in-flight limit.
+    token = _DEADLINE.set(time.monotonic() + int(raw) / 1000)
+    try:
+        return await handler(request)
+    finally:
+        _DEADLINE.reset(token)

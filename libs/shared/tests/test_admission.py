@@ -1,0 +1,88 @@
+"""Past capacity, a fast 503 with Retry-After: the in-flight bound, the caller's deadline, the pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from shared.config import ServiceSettings
+from shared.db import Pool, database_unavailable_middleware, postgres_pool
+from shared.testing import eventually
+from shared.web import PROBLEM_CONTENT_TYPE, create_base_app
+from shared.web.admission import TIMEOUT_HEADER, deadline, in_flight_limit
+
+DB = web.AppKey("db", Pool)
+HELD = web.AppKey("held", asyncio.Event)
+STARTED = web.AppKey("started", list[str])
+# Longer than any answer here may take: an answer at all shows nothing waited this long.
+CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=20)
+
+
+class AdmissionSettings(ServiceSettings, env_prefix="ADMISSIONTEST_"):
+    service_name = "admissiontest"
+
+
+async def held(request: web.Request) -> web.Response:
+    request.app[STARTED].append(request.path)
+    await request.app[HELD].wait()
+    return web.json_response({"done": True})
+
+
+async def read(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[DB].fetchval("SELECT 1"))
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = create_base_app(AdmissionSettings())
+    app.middlewares.extend([in_flight_limit(2), deadline, database_unavailable_middleware])
+    # One connection, and a wait for it far longer than any test: only a deadline ends it early.
+    app.cleanup_ctx.append(postgres_pool(DB, database_url, min_size=1, max_size=1, acquire_timeout_seconds=30))
+    app[HELD] = asyncio.Event()
+    app[STARTED] = []
+    app.router.add_get("/held", held)
+    app.router.add_get("/read", read)
+    async with TestClient(TestServer(app), timeout=CLIENT_TIMEOUT) as test_client:
+        yield test_client
+        app[HELD].set()
+
+
+async def refused(response: aiohttp.ClientResponse) -> None:
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+
+
+async def test_past_the_in_flight_bound_a_request_is_refused_at_once_and_probes_still_answer(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    holding = [asyncio.create_task(client.get("/held")) for _ in range(2)]
+    await eventually(lambda: len(client.app[STARTED]) == 2, description="two requests in flight")
+
+    await refused(await client.get("/read"))
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+
+    client.app[HELD].set()
+    assert [response.status for response in await asyncio.gather(*holding)] == [200, 200]
+    assert (await client.get("/read")).status == 200
+
+
+async def test_a_request_waits_for_a_pooled_connection_no_longer_than_its_caller(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    async with client.app[DB].acquire():  # the only connection, taken
+        await refused(await client.get("/read", headers={TIMEOUT_HEADER: "300"}))
+    assert (await client.get("/read", headers={TIMEOUT_HEADER: "300"})).status == 200
+
+
+async def test_a_request_whose_caller_has_stopped_waiting_starts_no_work(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    await refused(await client.get("/read", headers={TIMEOUT_HEADER: "0"}))
+    assert (await client.get("/read", headers={TIMEOUT_HEADER: "soon"})).status == 400
