@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gateway.settings import GatewaySettings
+from gateway.tokens import verify_token
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 
 from .support import SECRET, OrdersStandIn, redis_url
@@ -97,3 +99,17 @@ async def test_a_key_too_short_for_the_algorithm_is_a_config_error_that_never_sh
     assert await process.wait(timeout_seconds=30) == 78
     assert "GATEWAY_JWT_SECRET must be at least 64 bytes for HS512" in process.stderr_lines[0]
     assert short_for_hs512 not in "\n".join(process.stderr_lines)
+
+
+async def test_issue_token_gives_one_token_per_subject_in_order_or_none() -> None:
+    env = {"GATEWAY_JWT_SECRET": SECRET}
+    process = ServiceProcess([GATEWAY_SCRIPT, "issue-token", "--subject", "alice", "--subject", "bob"], env=env)
+    await process.start()
+    assert await process.wait(timeout_seconds=30) == 0, process.output()
+    settings = GatewaySettings(jwt_secret=SECRET)
+    assert [verify_token(settings, token) for token in process.lines] == ["alice", "bob"]
+
+    refused = ServiceProcess([GATEWAY_SCRIPT, "issue-token", "--subject", "alice", "--subject", "b@d"], env=env)
+    await refused.start()
+    assert await refused.wait(timeout_seconds=30) == 1
+    assert refused.lines == []

@@ -22,9 +22,11 @@ def web(arguments: argparse.Namespace) -> None:
 def token(arguments: argparse.Namespace) -> None:
     settings = load_settings(GatewaySettings)
     try:
-        print(issue_token(settings, arguments.subject, ttl_seconds=arguments.ttl_seconds))
+        # All checked before any is printed: one line per subject, in order, or none.
+        tokens = [issue_token(settings, subject, ttl_seconds=arguments.ttl_seconds) for subject in arguments.subjects]
     except ValueError as exc:
         raise SystemExit(f"gateway issue-token: {exc}") from None
+    print("\n".join(tokens))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("web", help="serve the public API on GATEWAY_PORT").set_defaults(run=web)
     issue = commands.add_parser("issue-token", help="print a bearer token for a customer (one-off)")
-    issue.add_argument("--subject", required=True, help="the customer id the token speaks for")
+    issue.add_argument(
+        "--subject",
+        dest="subjects",
+        action="append",
+        required=True,
+        help="the customer id the token speaks for; repeated, one token per line, in order",
+    )
     issue.add_argument("--ttl-seconds", type=int, default=3600, help="lifetime (default: one hour)")
     issue.set_defaults(run=token)
     arguments = parser.parse_args(argv)

@@ -12,6 +12,8 @@ from opentelemetry.trace import SpanContext
 
 # Kubelet probes and Prometheus scrapes arrive every few seconds and tell nobody anything.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Set on a request refused past capacity (shared.web.admission): its line is at DEBUG.
+REFUSED_KEY = web.RequestKey("refused", str)
 
 
 # aiohttp writes the access log after the request's span has ended; this keeps its ids.
@@ -47,7 +49,9 @@ class JsonAccessLogger(AbstractAccessLogger):
     """Every request at INFO, but probes and scrapes: the edge's record of what it answered."""
 
     def level(self, request: web.BaseRequest, response: web.StreamResponse) -> int:
-        return logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+        if request.path in QUIET_PATHS or (isinstance(request, web.Request) and REFUSED_KEY in request):
+            return logging.DEBUG
+        return logging.INFO
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         level = self.level(request, response)

@@ -12,6 +12,8 @@ Probes and scrapes are never refused: an overloaded process is still alive, and 
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Collection
 from contextvars import ContextVar
@@ -20,13 +22,19 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
-from shared.web.access_log import QUIET_PATHS
+from shared.web.access_log import QUIET_PATHS, REFUSED_KEY
 from shared.web.problems import Problem
+
+log = logging.getLogger(__name__)
 
 # How long the caller will wait for the answer, in milliseconds from when it sent the request.
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"
 # What a refused client is told to wait before retrying (with the same Idempotency-Key).
 RETRY_AFTER_SECONDS = 1
+
+# Refusals are counted, and summed up in a warning at most this often: past capacity, an
+# access line each would cost about as much as the refusal, and flood the log.
+WARN_EVERY_SECONDS = 10.0
 
 REFUSED = Counter(
     "dozen_http_server_refused",
@@ -43,8 +51,25 @@ def remaining_seconds() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
-def refusal(detail: str) -> Problem:
-    return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+class _Refusals:
+    """Counts refusals, and says so in the log at most every WARN_EVERY_SECONDS."""
+
+    def __init__(self) -> None:
+        self._since_warned = 0
+        self._warned_at = -math.inf
+
+    def refuse(self, request: web.Request, reason: str, detail: str) -> Problem:
+        request[REFUSED_KEY] = reason
+        REFUSED.labels(reason).inc()
+        self._since_warned += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_SECONDS:
+            log.warning("refusing requests past capacity", extra={"refused": self._since_warned, "reason": reason})
+            self._since_warned, self._warned_at = 0, now
+        return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+_REFUSALS = _Refusals()
 
 
 def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS) -> Middleware:
@@ -61,8 +86,9 @@ def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS
         if request.path in exempt:
             return await handler(request)
         if in_flight >= max_in_flight:
-            REFUSED.labels("in_flight").inc()
-            raise refusal("Too many requests are in progress; retry after the given seconds.")
+            raise _REFUSALS.refuse(
+                request, "in_flight", "Too many requests are in progress; retry after the given seconds."
+            )
         in_flight += 1
         try:
             return await handler(request)
@@ -81,8 +107,7 @@ async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse
     if not raw.isdigit():
         raise Problem(400, "Bad Request", f"{TIMEOUT_HEADER} must be a whole number of milliseconds.")
     if int(raw) == 0:
-        REFUSED.labels("deadline").inc()
-        raise refusal("The caller's deadline has passed.")
+        raise _REFUSALS.refuse(request, "deadline", "The caller's deadline has passed.")
     # Counted from when this process took the request up: the time it waited to be read is
     # bounded by the caller's own in-flight limit.
     token = _DEADLINE.set(time.monotonic() + int(raw) / 1000)
