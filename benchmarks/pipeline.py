@@ -29,11 +29,11 @@ from tests.stack import Stack, running_stack
 from shared.testing.amqp import AmqpNames
 from shared.testing.databases import scratch_databases
 from shared.testing.otlp import OtlpSink
-from shared.testing.smtp import SmtpSink
 
 from . import cpu
 from .http import Answer, HttpClient
 from .load import Run, open_loop, percentile
+from .smtp_sink import CountingSmtpSink
 
 BODY = json.dumps({"currency": "EUR", "items": [{"sku": "BENCH-1", "quantity": 1, "unit_price_cents": 999}]}).encode()
 # Enough customers that even the highest step asks each for less than the gateway's default
@@ -165,8 +165,8 @@ async def running_bench(
 ) -> AsyncIterator[Bench]:
     names = AmqpNames(f"bench-{uuid.uuid4().hex[:8]}")
     databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
-    smtp, traces = SmtpSink(), OtlpSink()
-    smtp.start()
+    smtp, traces = CountingSmtpSink(), OtlpSink()
+    await smtp.start()
     await traces.start()
     environment = (
         {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
@@ -203,7 +203,7 @@ async def running_bench(
                 client.close()
                 await orders.close()
     finally:
-        smtp.stop()
+        await smtp.stop()
         await traces.stop()
         await names.delete_all(amqp_url)
 

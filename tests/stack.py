@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 from pathlib import Path
 
 from shared.testing import ServiceProcess, free_port, wait_until_ready
@@ -36,12 +37,19 @@ def from_source(service: str, arguments: Sequence[str], env: Mapping[str, str]) 
     return ServiceProcess([str(BIN / service), *arguments], env=env)
 
 
+class MailServer(Protocol):
+    """Where the notifier sends its emails: a sink that keeps them, or the benchmark's that counts."""
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass
 class Stack:
     gateway_url: str
     orders_database_url: str
     notifier_database_url: str
-    smtp: SmtpSink
+    smtp: MailServer
     token_env: dict[str, str]
     ports: dict[str, int]
     launch: Launch = from_source
@@ -51,6 +59,13 @@ class Stack:
     # behind its proxy), as a Kubernetes Service would keep them by readiness.
     links: dict[str, FaultProxy] = field(default_factory=dict)
     rotations: dict[str, ReadyInstances] = field(default_factory=dict)
+
+    @property
+    def mailbox(self) -> SmtpSink:
+        """The sink that keeps every email, to read and to make refuse (every harness's but the benchmark's)."""
+        if not isinstance(self.smtp, SmtpSink):
+            raise TypeError(f"this stack's mail server keeps nothing: {type(self.smtp).__name__}")
+        return self.smtp
 
     def gateway_for_next_request(self) -> str | None:
         """Client-side round robin over the gateways ready now (None: none is); or the one gateway."""
@@ -129,7 +144,7 @@ async def running_stack(
     amqp_url: str,
     redis_url: str,
     names: Callable[[str], str],
-    smtp: SmtpSink,
+    smtp: MailServer,
     telemetry_env: dict[str, str] | None = None,
     proxied_links: bool = False,
     launch: Launch = from_source,

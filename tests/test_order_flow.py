@@ -87,7 +87,7 @@ async def test_two_hundred_concurrent_orders_are_each_notified_exactly_once(
     )
     assert set(per_order) == placed_ids
     assert set(per_order.values()) == {1}, "an order has more than one notification row"
-    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.smtp.received())
+    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.mailbox.received())
     assert set(emails) == placed_ids
     assert set(emails.values()) == {1}, "an order got more than one email"
     latencies = [

@@ -90,17 +90,17 @@ async def _issue_token(system: AuditedSystem, findings: Findings) -> None:
 async def _dead_letter_replayed(system: AuditedSystem, findings: Findings) -> None:
     stack = system.stack
     queue = system.private_name("notifier.order-created")
-    stack.smtp.refuse_mailbox(PARKED_CUSTOMER)
+    stack.mailbox.refuse_mailbox(PARKED_CUSTOMER)
     try:
         placed = await place_order(stack.gateway_url, await stack.token(PARKED_CUSTOMER))
         await eventually(lambda: _depth(system.amqp_url, dead_letter_names(queue)[1]), description="dead-lettered")
         listing = await _one_off(system, findings, "notifier", "notifier", ["dlq", "list"])
     finally:
-        stack.smtp.refuse_mailbox(PARKED_CUSTOMER, None)
+        stack.mailbox.refuse_mailbox(PARKED_CUSTOMER, None)
     listed = [record["dead_letter"] for record in listing.records if isinstance(record.get("dead_letter"), dict)]
     await _one_off(system, findings, "notifier", "notifier", ["dlq", "replay"])
     await wait_notified(stack.orders_database_url, [str(placed.body["id"])])
-    emails = [email for email in stack.smtp.received() if email["X-Dozen-Order-Id"] == placed.body["id"]]
+    emails = [email for email in stack.mailbox.received() if email["X-Dozen-Order-Id"] == placed.body["id"]]
     findings.judge(
         "XII",
         "notifier",

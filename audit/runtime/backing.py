@@ -105,7 +105,7 @@ async def _notifier_smtp(system: AuditedSystem, findings: Findings) -> None:
     await wait_notified(system.spare_orders_database_url, [order_id])
     to_new, to_old = (
         sum(1 for email in sink.received() if email["X-Dozen-Order-Id"] == order_id)
-        for sink in (system.spare_smtp, stack.smtp)
+        for sink in (system.spare_smtp, stack.mailbox)
     )
     if (to_new, to_old) != (1, 0):
         problems.append(f"order {order_id}: {to_new} emails through the new mail server, {to_old} through the old")

@@ -68,7 +68,7 @@ async def check_concurrency(
         )
     after = await _work_done(system, instances)
     work = {name: after[name] - before[name] for name in after}
-    emails = Counter(str(email["X-Dozen-Order-Id"]) for email in stack.smtp.received())
+    emails = Counter(str(email["X-Dozen-Order-Id"]) for email in stack.mailbox.received())
     rows = await notifications_per_order(stack.notifier_database_url, order_ids)
     published, sent = tap.subjects(OrderCreatedV1.event_type), tap.subjects(NotificationSentV1.event_type)
 

@@ -67,7 +67,7 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
     sent = await fetch(
         stack.orders_database_url, "SELECT count(*) AS n FROM inbox WHERE event_type = 'dozen.notification.sent.v1'"
     )
-    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.smtp.received())
+    emails = Counter(email["X-Dozen-Order-Id"] for email in stack.mailbox.received())
     return Outcome(
         scenario=scenario,
         accepted=len(acknowledged),

@@ -59,7 +59,7 @@ async def order_status(stack: Stack, order_id: str) -> str:
 async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replays_after_the_fix(
     stack: Stack, channel: AbstractChannel
 ) -> None:
-    stack.smtp.refuse_mailbox(POISONED_MAILBOX, "550 5.1.1 mailbox unavailable")
+    stack.mailbox.refuse_mailbox(POISONED_MAILBOX, "550 5.1.1 mailbox unavailable")
     token = await stack.token(POISONED_MAILBOX)
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
@@ -93,7 +93,7 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
     assert await order_status(stack, poisoned_order) == "accepted"
 
     # The fix, then the re-drive: the order is notified; the unreadable one is parked again.
-    stack.smtp.refuse_mailbox(POISONED_MAILBOX, None)
+    stack.mailbox.refuse_mailbox(POISONED_MAILBOX, None)
     started = time.monotonic()
     replayed = await dlq_replay(stack)
     await eventually(
@@ -102,7 +102,7 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
     recovered = time.monotonic() - started
     await eventually(lambda: _equals(dead_lettered(channel, stack), 1), description="the garbage parked again")
     assert [entry["message_id"] for entry in await dlq_list(stack)] == ["garbage-1"]
-    emails = [email for email in stack.smtp.received() if email["X-Dozen-Order-Id"] == poisoned_order]
+    emails = [email for email in stack.mailbox.received() if email["X-Dozen-Order-Id"] == poisoned_order]
     outcome = record(
         unaffected,
         f"2 parked with reasons, the rest unaffected; after the fix, replayed {replayed}:"
@@ -121,19 +121,19 @@ async def test_smtp_slow_then_down_past_the_retry_limit_dead_letters_then_replay
         await load.reached(100)
         # Slow: 0.3 s per email, under the notifier's SMTP timeout; its 4 sessions then carry
         # ~13 emails/s of the 50 orders/s, so a backlog builds and is worked off later.
-        stack.smtp.delay_seconds = 0.3
+        stack.mailbox.delay_seconds = 0.3
         await load.reached(len(load.acknowledged) + 3 * ORDERS_PER_SECOND)
-        stack.smtp.delay_seconds = 0.0
+        stack.mailbox.delay_seconds = 0.0
         # Down for ~10 s: longer than a message's 5 attempts (backoff 0.5 s doubling,
         # ≤ 7.5 s in all), so the messages being tried when it went down are dead-lettered.
-        stack.smtp.stop()
+        stack.mailbox.stop()
         try:
             await load.reached(len(load.acknowledged) + 10 * ORDERS_PER_SECOND)
             await eventually(
                 lambda: _at_least(dead_lettered(channel, stack), 1), timeout_seconds=20, description="dead letters"
             )
         finally:
-            stack.smtp.start()
+            stack.mailbox.start()
         load.fault_over()
         await load.reached(len(load.acknowledged) + 100)
 

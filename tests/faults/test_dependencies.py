@@ -22,12 +22,12 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
     # (5 attempts, backoff from 0.5 s), so every email goes out once the server is back.
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
-        stack.smtp.refuse_all("451 4.3.0 mailbox busy, try again later")
+        stack.mailbox.refuse_all("451 4.3.0 mailbox busy, try again later")
         refused_from = len(load.acknowledged)
         try:
             await load.reached(refused_from + 100)
         finally:
-            stack.smtp.refuse_all(None)
+            stack.mailbox.refuse_all(None)
         load.fault_over()
         await load.reached(len(load.acknowledged) + 100)
     outcome = record(await settle(stack, load, "SMTP refusing (451) ~2 s"), "within the retry budget: no dead letter")

@@ -12,6 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from orders.app import create_app
+from orders.models import PlaceOrder
+from orders.repository import Placement, place_orders
 from orders.settings import WebSettings
 from shared.testing import eventually, execute, fetchval
 from shared.web import PROBLEM_CONTENT_TYPE
@@ -120,6 +122,40 @@ async def test_order_and_outbox_row_are_atomic(client: Client, orders_database_u
     assert "injected" not in json.dumps(problem)
     assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 0
     assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 0
+
+
+async def test_an_order_the_database_refuses_fails_alone_though_placed_in_one_batch_with_others(
+    client: Client, orders_database_url: str
+) -> None:
+    # A failure the database raises for one order only: the statement placing its batch fails.
+    await execute(
+        orders_database_url,
+        """
+        CREATE FUNCTION refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.customer_id = 'mallory' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END; $$;
+        CREATE TRIGGER refuse_mallory BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse_mallory();
+        """,
+    )
+    customers = ["alice", "mallory", "bob"]
+    pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=1)
+    try:
+        placed = await place_orders(
+            pool,
+            [
+                Placement(PlaceOrder.model_validate_json(json.dumps(order_body(customer))), f"key-{customer}", {})
+                for customer in customers
+            ],
+            event_source="/test",
+        )
+    finally:
+        await pool.close()
+
+    assert [type(outcome).__name__ for outcome in placed] == ["Placed", "RaiseError", "Placed"]
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 2
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 2
+    # Through the API, the same: mallory's order fails, the others are placed.
+    statuses = await asyncio.gather(*(post_order(client, order_body(customer), key="api") for customer in customers))
+    assert [status for status, _, _ in statuses] == [201, 500, 201]
 
 
 async def test_validation_names_each_bad_field_and_rejects_unknown_ones(client: Client) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
 from aiohttp import web
 
-from orders.keys import DB_POOL, WEB_SETTINGS
-from orders.routes import routes
+from orders.keys import DB_POOL, PLACER, WEB_SETTINGS
+from orders.repository import Placed, Placement, place_orders
+from orders.routes import EVENT_SOURCE, routes
 from orders.settings import OrdersSettings, WebSettings
+from shared.batching import Coalescer
 from shared.db import database_unavailable_middleware, pool_for
 from shared.web import CleanupContext, create_base_app
 from shared.web.admission import deadline
@@ -16,11 +21,24 @@ def database(settings: OrdersSettings) -> CleanupContext:
     return pool_for(DB_POOL, settings)
 
 
+@asynccontextmanager
+async def order_placer(app: web.Application) -> AsyncIterator[None]:
+    pool = app[DB_POOL]
+
+    async def place(placements: Sequence[Placement]) -> list[Placed | Exception]:
+        return await place_orders(pool, placements, event_source=EVENT_SOURCE)
+
+    # A batch is never larger than the requests admitted at once.
+    app[PLACER] = Coalescer(place, max_batch=app[WEB_SETTINGS].max_in_flight)
+    yield
+
+
 def create_app(settings: WebSettings) -> web.Application:
     app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
     app[WEB_SETTINGS] = settings
     # The gateway's deadline bounds every wait of the request (a pooled connection, say).
     app.middlewares.extend([deadline, database_unavailable_middleware])
     app.cleanup_ctx.append(database(settings))
+    app.cleanup_ctx.append(order_placer)
     app.router.add_routes(routes)
     return app

@@ -7,11 +7,11 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import web
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
-from orders.keys import DB_POOL
+from orders.keys import DB_POOL, PLACER
 from orders.models import PlaceOrder
-from orders.repository import IdempotencyConflict, decode_cursor, get_order, list_orders, place_order
+from orders.repository import IdempotencyConflict, Placement, decode_cursor, get_order, list_orders
 from shared.web import Problem, json_body, unprocessable
 
 EVENT_SOURCE = "/dozen/orders"
@@ -42,14 +42,9 @@ async def create_order(request: web.Request) -> web.Response:
     order_request = await json_body(request, PlaceOrder)
     trace_context: dict[str, str] = {}
     propagate.inject(trace_context)
+    span = trace.get_current_span().get_span_context()
     try:
-        placed = await place_order(
-            request.app[DB_POOL],
-            order_request,
-            idempotency_key=key,
-            event_source=EVENT_SOURCE,
-            trace_context=trace_context,
-        )
+        placed = await request.app[PLACER](Placement(order_request, key, trace_context, span))
     except IdempotencyConflict:
         raise Problem(
             422, "Unprocessable Content", f"This {IDEMPOTENCY_KEY} was already used for a different order."
