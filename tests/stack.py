@@ -8,8 +8,8 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.proxy import FaultProxy, ReadyInstances, fixed

@@ -48,9 +48,7 @@ class Coalescer(Generic[T, R]):
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            outcomes = await self._handle([item for item, _ in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
+            outcomes = _checked(await self._handle([item for item, _ in batch]), len(batch))
         except BaseException as failure:
             for _, answer in batch:
                 if not answer.done():
@@ -65,3 +63,9 @@ class Coalescer(Generic[T, R]):
                 answer.set_exception(outcome)
             else:
                 answer.set_result(outcome)
+
+
+def _checked(outcomes: Sequence[R | Exception], expected: int) -> Sequence[R | Exception]:
+    if len(outcomes) != expected:
+        raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {expected}")
+    return outcomes
