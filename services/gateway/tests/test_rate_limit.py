@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -85,5 +86,17 @@ async def test_without_redis_the_gateway_fails_open_counts_it_and_leaves_redis_a
         assert await statuses(client, customer, 8) == [200] * 8
         assert unchecked() - before == 8
         assert failures() - failed_before == 1
+    finally:
+        await client.close()
+
+
+async def test_concurrent_requests_are_checked_together_and_the_burst_still_holds(
+    orders_url: str, customer: str
+) -> None:
+    client = await replica(orders_url)
+    try:
+        token = valid_token(customer)
+        answers = await asyncio.gather(*(client.get(ORDERS, headers=bearer(token)) for _ in range(8)))
+        assert sorted(answer.status for answer in answers) == [200] * 5 + [429] * 3
     finally:
         await client.close()

@@ -2,7 +2,8 @@
 
 The algorithm is GCRA (a token bucket kept as one timestamp per customer): each customer
 may make ``burst`` requests at once and ``per_second`` on average. It runs as one Lua
-script, on Redis's clock, so replicas and their clocks never disagree.
+script, on Redis's clock, so replicas and their clocks never disagree; the requests taken up
+in one turn of the event loop are checked by one call of it (shared.batching).
 
 When Redis cannot answer within its timeout the gateway **fails open**: the request goes
 through, a counter and a (throttled) warning say so. The limiter protects capacity from one
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
@@ -29,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.settings import WebSettings
+from shared.batching import Coalescer
 from shared.web import CleanupContext
 
 log = logging.getLogger(__name__)
@@ -42,22 +44,30 @@ FAILURES = Counter(
 )
 WARN_EVERY_SECONDS = 10.0
 
-# KEYS[1]: the customer's key. ARGV: emission interval and burst tolerance, in microseconds.
-# Returns 0 when admitted, else the microseconds until the next request would be.
+# KEYS: one key per request (a customer twice is checked twice, in order). ARGV: emission
+# interval and burst tolerance, in microseconds. Returns, per key, 0 when admitted, else the
+# microseconds until the next request would be.
 _GCRA = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if tat - now > tolerance then
-  return tat - now - tolerance
+local waits = {}
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  if tat - now > tolerance then
+    waits[i] = tat - now - tolerance
+  else
+    tat = tat + interval
+    redis.call('SET', key, tat, 'PX', math.ceil((tat - now) / 1000))
+    waits[i] = 0
+  end
 end
-tat = tat + interval
-redis.call('SET', KEYS[1], tat, 'PX', math.ceil((tat - now) / 1000))
-return 0
+return waits
 """
+# Requests checked in one call at most (one turn of the gateway's event loop rarely has more).
+MAX_BATCH = 256
 
 
 class RateLimited(Exception):
@@ -71,6 +81,8 @@ class RateLimiter:
         self, client: redis.Redis, *, per_second: float, burst: int, key_prefix: str, cooldown_seconds: float
     ) -> None:
         self._script = client.register_script(_GCRA)
+        # The checks asked for in one turn of the event loop go to Redis in one call.
+        self._check = Coalescer(self._check_all, max_batch=MAX_BATCH)
         self._interval_us = round(1_000_000 / per_second)
         self._tolerance_us = self._interval_us * (burst - 1)
         self._key_prefix = key_prefix
@@ -84,9 +96,7 @@ class RateLimiter:
             UNCHECKED.inc()
             return
         try:
-            wait_us = int(
-                await self._script(keys=[self._key_prefix + customer], args=[self._interval_us, self._tolerance_us])
-            )
+            wait_us = await self._check(customer)
         except (RedisError, OSError, TimeoutError) as error:
             FAILURES.labels(type(error).__name__).inc()
             UNCHECKED.inc()
@@ -96,6 +106,11 @@ class RateLimiter:
         if wait_us > 0:
             LIMITED.inc()
             raise RateLimited(max(1, math.ceil(wait_us / 1_000_000)))
+
+    async def _check_all(self, customers: Sequence[str]) -> list[int | Exception]:
+        keys = [self._key_prefix + customer for customer in customers]
+        waits = await self._script(keys=keys, args=[self._interval_us, self._tolerance_us])
+        return [int(wait) for wait in waits]
 
     def _warn(self, error: Exception) -> None:
         now = time.monotonic()
