@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.edge import SECURITY_HEADERS
+from shared.testing import eventually
+from shared.web import PROBLEM_CONTENT_TYPE
 
-from .support import bearer, settings, valid_token
+from .support import OrdersStandIn, bearer, settings, valid_token
 
 ORDERS = "/api/v1/orders"
 SHOP = "https://shop.dozen.test"
@@ -97,3 +100,28 @@ async def test_configured_origins_get_preflight_and_response_headers_others_do_n
 def test_origins_must_be_exact_scheme_host_port_lists(origins: str) -> None:
     with pytest.raises(ValidationError):
         settings("http://unused", cors_allowed_origins=origins)
+
+
+async def test_past_its_in_flight_bound_the_gateway_refuses_at_the_door_as_a_problem_with_retry_after(
+    orders: tuple[OrdersStandIn, str],
+) -> None:
+    stand_in, stand_in_url = orders
+    stand_in.failure = "slow"  # the one request it may work on stays in flight
+    client = await gateway(stand_in_url, max_in_flight=1, upstream_timeout_seconds=30)
+    try:
+        held = asyncio.create_task(client.get(ORDERS, headers=bearer(valid_token("alice"))))
+        await eventually(lambda: stand_in.seen, description="one request in flight")
+
+        refused = await client.get(ORDERS, headers=bearer(valid_token("bob")) | {"X-Request-Id": "refused-1"})
+
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.content_type == PROBLEM_CONTENT_TYPE
+        assert (await refused.json())["status"] == 503
+        assert refused.headers["X-Request-Id"] == "refused-1"
+        for name, value in SECURITY_HEADERS.items():
+            assert refused.headers.get(name) == value, name
+        assert (await client.get("/readyz")).status == 200
+        held.cancel()
+    finally:
+        await client.close()

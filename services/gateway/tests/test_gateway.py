@@ -25,13 +25,6 @@ Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
-async def orders() -> AsyncIterator[tuple[OrdersStandIn, str]]:
-    stand_in = OrdersStandIn()
-    async with TestServer(stand_in.app()) as server:
-        yield stand_in, str(server.make_url("/"))
-
-
-@pytest.fixture
 async def client(orders: tuple[OrdersStandIn, str]) -> AsyncIterator[Client]:
     async with TestClient(TestServer(create_app(settings(orders[1])))) as test_client:
         yield test_client

@@ -40,7 +40,7 @@ class WebSettings(GatewaySettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     # API requests worked on at once; the next is refused at once (503, Retry-After) instead
     # of queueing: past capacity a queue only grows, and everything in it ends as a timeout.
-    max_in_flight: int = Field(32, ge=1, le=100_000)
+    max_in_flight: int = Field(64, ge=1, le=100_000)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
     # How long a request waits for the limiter before going ahead unchecked (fail open); long

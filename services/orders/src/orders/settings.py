@@ -19,7 +19,7 @@ class WebSettings(OrdersSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     # Requests worked on at once; the next is refused at once (503, Retry-After) instead of
     # queueing behind them. A few times the pool: enough to keep every connection busy.
-    max_in_flight: int = Field(32, ge=1, le=10_000)
+    max_in_flight: int = Field(64, ge=1, le=10_000)
 
 
 class MessagingSettings(OrdersSettings):

@@ -3,7 +3,9 @@
 Two bounds, each a middleware:
 - ``in_flight_limit``: at most so many requests are worked on at once; the next one is refused
   at once instead of queueing behind them (a queue past capacity only grows, and every request
-  in it ends as a timeout).
+  in it ends as a timeout). It stands at the door, before tracing and metrics, and answers
+  with a problem document written once: past capacity, a refusal must cost next to nothing,
+  or refusing is what the process spends its CPU on while the refusals grow slow.
 - ``deadline``: the caller says how long it will wait (``X-Request-Timeout-Ms``, relative, so
   no two clocks need agree); no work starts once that time is spent, and every wait inside the
   request (a pooled connection, say) ends with it (``remaining_seconds``).
@@ -23,7 +25,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
 from shared.web.access_log import QUIET_PATHS, REFUSED_KEY
-from shared.web.problems import Problem
+from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_json
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class _Refusals:
         self._since_warned = 0
         self._warned_at = -math.inf
 
-    def refuse(self, request: web.Request, reason: str, detail: str) -> Problem:
+    def count(self, request: web.Request, reason: str) -> None:
         request[REFUSED_KEY] = reason
         REFUSED.labels(reason).inc()
         self._since_warned += 1
@@ -66,10 +68,17 @@ class _Refusals:
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             log.warning("refusing requests past capacity", extra={"refused": self._since_warned, "reason": reason})
             self._since_warned, self._warned_at = 0, now
-        return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    def refuse(self, request: web.Request, reason: str, detail: str) -> Problem:
+        self.count(request, reason)
+        return Problem(503, "Service Unavailable", detail, headers=_RETRY_AFTER)
 
 
 _REFUSALS = _Refusals()
+_RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+_BUSY = problem_json(
+    Problem(503, "Service Unavailable", "Too many requests are in progress; retry after the given seconds.")
+)
 
 
 def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS) -> Middleware:
@@ -86,9 +95,8 @@ def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS
         if request.path in exempt:
             return await handler(request)
         if in_flight >= max_in_flight:
-            raise _REFUSALS.refuse(
-                request, "in_flight", "Too many requests are in progress; retry after the given seconds."
-            )
+            _REFUSALS.count(request, "in_flight")
+            return web.Response(body=_BUSY, status=503, content_type=PROBLEM_CONTENT_TYPE, headers=_RETRY_AFTER)
         in_flight += 1
         try:
             return await handler(request)

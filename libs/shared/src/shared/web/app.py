@@ -51,14 +51,15 @@ def create_base_app(
 ) -> web.Application:
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources.
 
-    With ``max_in_flight``, requests past that many at once are refused at once (503, counted
-    and answered as problems like any other).
+    With ``max_in_flight``, requests past that many at once are refused at once (503), at the
+    door: before the tracing middleware the instrumentation puts first, and before metrics.
     """
-    admission = [in_flight_limit(max_in_flight)] if max_in_flight is not None else []
     app = web.Application(
-        middlewares=[http_metrics_middleware, problem_middleware, *admission, remember_span_middleware],
+        middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
         client_max_size=max_body_bytes,
     )
+    if max_in_flight is not None:
+        app.middlewares.insert(0, in_flight_limit(max_in_flight))
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
     app.on_response_prepare.append(close_connections_while_draining)
     app.router.add_get("/healthz", healthz)

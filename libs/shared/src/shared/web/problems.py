@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,12 +41,23 @@ class Problem(Exception):
         self.extensions = extensions
 
 
-def problem_response(problem: Problem) -> web.Response:
+def problem_document(problem: Problem) -> dict[str, Any]:
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if problem.detail:
         body["detail"] = problem.detail
     body.update(problem.extensions)
-    return web.json_response(body, status=problem.status, content_type=PROBLEM_CONTENT_TYPE, headers=problem.headers)
+    return body
+
+
+def problem_json(problem: Problem) -> bytes:
+    """The document as sent, for an answer written once and sent many times."""
+    return json.dumps(problem_document(problem)).encode()
+
+
+def problem_response(problem: Problem) -> web.Response:
+    return web.json_response(
+        problem_document(problem), status=problem.status, content_type=PROBLEM_CONTENT_TYPE, headers=problem.headers
+    )
 
 
 def _from_http_exception(exc: web.HTTPException) -> Problem:
