@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 ORDERS = 200
 CUSTOMERS = 10
+# More than the waves of refusals two hundred at once can meet, past the in-flight bounds.
+MAX_ATTEMPTS = 20
 BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
 
 
@@ -38,11 +40,18 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def place(http: aiohttp.ClientSession, stack: Stack, token: str) -> dict[str, Any]:
+    """As a well-behaved client places an order: refused past capacity (503), it waits the
+    Retry-After it was given and asks again under the same key, until the order is placed."""
     headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
-    async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
-        assert response.status == 201, await response.text()
-        order: dict[str, Any] = await response.json()
-        return order
+    for _ in range(MAX_ATTEMPTS):
+        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+            if response.status == 503:
+                await asyncio.sleep(float(response.headers["Retry-After"]))  # the server's request, not a sync
+                continue
+            assert response.status == 201, await response.text()
+            order: dict[str, Any] = await response.json()
+            return order
+    raise AssertionError(f"still refused after {MAX_ATTEMPTS} attempts")
 
 
 async def orders_of(http: aiohttp.ClientSession, stack: Stack, token: str) -> list[dict[str, Any]]:

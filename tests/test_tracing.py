@@ -25,12 +25,14 @@ EXPECTED = [
     ("gateway", "SERVER", "POST /api/v1/orders"),
     ("gateway", "CLIENT", ""),
     ("orders", "SERVER", "/orders"),
-    ("orders", "INTERNAL", "orders.outbox relay"),
+    ("orders", "CLIENT", "INSERT orders outbox"),
     ("orders", "PRODUCER", ""),
-    ("notifier", "CONSUMER", ""),
+    ("notifier", "CONSUMER", "process"),
     ("notifier", "CLIENT", "smtp send"),
+    ("notifier", "CLIENT", "INSERT notifications"),
     ("notifier", "PRODUCER", ""),
-    ("orders", "CONSUMER", ""),
+    ("orders", "CONSUMER", "process"),
+    ("orders", "CLIENT", "INSERT inbox UPDATE orders"),
 ]
 
 
@@ -105,17 +107,20 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
     assert gateway.name == "POST /api/v1/orders"
     to_orders = child_of(spans, gateway, kind="CLIENT", service="gateway")
     orders_web = child_of(spans, to_orders, kind="SERVER", service="orders", name="/orders")
-    child_of(spans, orders_web, kind="CLIENT", service="orders", name="INSERT")
-    relay = child_of(spans, orders_web, kind="INTERNAL", service="orders", name="orders.outbox relay")
-    publish = child_of(spans, relay, kind="PRODUCER", service="orders")
-    consume = child_of(spans, publish, kind="CONSUMER", service="notifier")
+    # One span per database transaction (or batch of them), not one per statement.
+    child_of(spans, orders_web, kind="CLIENT", service="orders", name="INSERT orders outbox")
+    # The relay's publish continues the request that wrote the outbox row.
+    publish = child_of(spans, orders_web, kind="PRODUCER", service="orders")
+    consume = child_of(spans, publish, kind="CONSUMER", service="notifier", name="process")
     child_of(spans, consume, kind="CLIENT", service="notifier", name="smtp send")
-    child_of(spans, consume, kind="CLIENT", service="notifier", name="INSERT")
+    child_of(spans, consume, kind="CLIENT", service="notifier", name="INSERT notifications")
     notification_sent = child_of(spans, consume, kind="PRODUCER", service="notifier")
-    worker = child_of(spans, notification_sent, kind="CONSUMER", service="orders")
-    child_of(spans, worker, kind="CLIENT", service="orders", name="INSERT")
+    worker = child_of(spans, notification_sent, kind="CONSUMER", service="orders", name="process")
+    child_of(spans, worker, kind="CLIENT", service="orders", name="INSERT inbox UPDATE orders")
     known = {span.span_id for span in spans} | {root_span_id}
     assert all(span.parent_span_id in known for span in spans), "a span's parent is outside the trace"
+    # Every span in the trace is one of the hops above: none that says nothing.
+    assert len(spans) == len(EXPECTED), describe(spans)
 
     for name in ("gateway", "orders-web", "notifier", "orders-worker"):
         records = [record for record in stack.processes[name].records if record.get("trace_id") == trace_id]

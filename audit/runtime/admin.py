@@ -7,17 +7,13 @@ is fixed, and a delivery lost downstream re-driven from the outbox."""
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aio_pika
 import aiohttp
-from aio_pika.abc import AbstractQueue
 
 from audit.observe import ObservedProcess, changed_variables
 from audit.runtime.findings import Findings
-from audit.runtime.probes import HTTP_TIMEOUT, place_order, wait_notified
+from audit.runtime.probes import HTTP_TIMEOUT, existing_queue, place_order, ready_messages, wait_notified
 from audit.runtime.system import AuditedSystem
 from shared.messaging.topology import dead_letter_names
 from shared.testing import eventually, fetch, wait_until_ready
@@ -143,22 +139,10 @@ async def _lost_delivery_redriven(system: AuditedSystem, findings: Findings) -> 
     )
 
 
-@asynccontextmanager
-async def _existing_queue(amqp_url: str, name: str) -> AsyncIterator[AbstractQueue]:
-    """The queue ``name`` as it is (declared passively: the audit never creates topology)."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        yield await channel.declare_queue(name, passive=True)
-    finally:
-        await connection.close()
-
-
 async def _depth(amqp_url: str, queue: str) -> int | None:
-    async with _existing_queue(amqp_url, queue) as declared:
-        return declared.declaration_result.message_count or None
+    return await ready_messages(amqp_url, queue) or None
 
 
 async def _purge(amqp_url: str, queue: str) -> int:
-    async with _existing_queue(amqp_url, queue) as declared:
+    async with existing_queue(amqp_url, queue) as declared:
         return int((await declared.purge()).message_count or 0)

@@ -2,8 +2,13 @@
 is held in flight in it (inflight.py) and started again, observed as before; then three more
 instances of it — same release, same config — are started and stopped as deployed, without
 the tracer. Measured: SIGTERM to exit (goal: within 5 s, with the work in flight finished)
-and start to ready (goal: within 1 s, the median of the three, the backing services answering).
-The drain each deploy configures comes on top of the measured exit, and must fit the goal too."""
+and start to ready (goal: within 1 s, the median of the three, the backing services answering);
+the drain each deploy configures comes on top of the measured exit.
+
+The goals are reported, met or not, never judged: on a shared machine a second is not
+stable from run to run. What fails is what is wrong whatever the machine's load: work in
+flight dropped, a non-zero exit, a process still running at the deadline (killed), a start
+slower than READY_LIMIT_SECONDS, or a drain plus exit past the orchestrator's kill deadline."""
 
 from __future__ import annotations
 
@@ -18,10 +23,13 @@ from audit.runtime.findings import Findings
 from audit.runtime.inflight import HELD, HOLDS, InFlight
 from audit.runtime.system import AuditedSystem
 from audit.static import deploys
+from shared.config import MAX_SHUTDOWN_BUDGET_SECONDS
 from shared.testing import ServiceProcess, eventually, free_port, is_ready
 
 READY_GOAL_SECONDS = 1.0
 EXIT_GOAL_SECONDS = 5.0
+# Ten times the goal: slower than this is not the machine's load but the process.
+READY_LIMIT_SECONDS = 10.0
 # A process still running this long after SIGTERM is killed, and its stop judged failed.
 EXIT_DEADLINE_SECONDS = 15.0
 STARTS = 3
@@ -71,22 +79,24 @@ async def started_until_ready(process: ServiceProcess, port: int) -> float:
     return time.monotonic() - began
 
 
-def judge_stop(stop: Stop, goal_seconds: float = EXIT_GOAL_SECONDS) -> list[str]:
+def judge_stop(stop: Stop) -> list[str]:
     problems = list(stop.problems)
     if stop.code is None:
         problems.append(f"still running {stop.seconds:.1f} s after SIGTERM: killed")
     elif stop.code != 0:
         problems.append(f"exited {stop.code} on SIGTERM")
-    elif stop.seconds > goal_seconds:
-        problems.append(f"took {stop.seconds:.2f} s from SIGTERM to exit (goal: {goal_seconds:g} s)")
     return problems
 
 
-def judge_starts(seconds: list[float], goal_seconds: float = READY_GOAL_SECONDS) -> list[str]:
+def judge_starts(seconds: list[float], limit_seconds: float = READY_LIMIT_SECONDS) -> list[str]:
     median = statistics.median(seconds)
-    if median <= goal_seconds:
+    if median <= limit_seconds:
         return []
-    return [f"ready {median:.2f} s after start (median of {_listed(seconds)}; goal: {goal_seconds:g} s)"]
+    return [f"ready {median:.2f} s after start (median of {_listed(seconds)}; at most {limit_seconds:g} s)"]
+
+
+def against_goal(seconds: float, goal_seconds: float) -> str:
+    return f"goal {goal_seconds:g} s {'met' if seconds <= goal_seconds else 'missed'}"
 
 
 def _listed(seconds: list[float]) -> str:
@@ -114,8 +124,11 @@ async def check_disposability(system: AuditedSystem, findings: Findings) -> None
             [f"{name}: {problem}" for stop in stops for problem in judge_stop(stop)]
             + [f"{name}: {problem}" for problem in judge_starts(starts)],
             f"{name}: SIGTERM with {in_flight.what} in flight: all finished, exit 0 in {stops[0].seconds:.2f} s; "
-            f"ready {_listed(starts)} s after start (median {statistics.median(starts):.2f} s), then exit "
-            f"{_listed([stop.seconds for stop in stops[1:]])} s; under strace, ready {traced_start:.2f} s",
+            f"ready {_listed(starts)} s after start (median {statistics.median(starts):.2f} s, "
+            f"{against_goal(statistics.median(starts), READY_GOAL_SECONDS)}), then exit "
+            f"{_listed([stop.seconds for stop in stops[1:]])} s "
+            f"({against_goal(max(stop.seconds for stop in stops), EXIT_GOAL_SECONDS)}); "
+            f"under strace, ready {traced_start:.2f} s",
         )
     _judge_deployed_drains(system, findings, slowest_exit)
 
@@ -158,7 +171,14 @@ def _judge_deployed_drains(system: AuditedSystem, findings: Findings, slowest_ex
             )
             slowest = max(seconds for (owner, _), seconds in measured.items() if owner == service)
             total = drain + slowest
-            line = f"{deploy}: drain {drain:g} s + slowest exit {slowest:.2f} s = {total:.2f} s from SIGTERM to exit"
-            findings.judge(
-                "IX", service, [f"{line} (goal: {EXIT_GOAL_SECONDS:g} s)"] if total > EXIT_GOAL_SECONDS else [], line
+            line = (
+                f"{deploy}: drain {drain:g} s + slowest exit {slowest:.2f} s = {total:.2f} s from SIGTERM to exit "
+                f"({against_goal(total, EXIT_GOAL_SECONDS)})"
             )
+            # Past the shutdown budget the orchestrator's kill comes first, whatever the machine.
+            problems = (
+                [f"{line}: past the {MAX_SHUTDOWN_BUDGET_SECONDS:g} s budget"]
+                if total > MAX_SHUTDOWN_BUDGET_SECONDS
+                else []
+            )
+            findings.judge("IX", service, problems, line)

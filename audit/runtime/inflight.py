@@ -1,6 +1,9 @@
 """Work held in flight on purpose, for factor IX: each process type is given work that stays
 unfinished — waiting on a PostgreSQL lock the audit holds — until the process has been told
-to stop. Then the lock goes, and the work must still finish."""
+to stop. Then the lock goes, and the work must still finish. Dozen batches its work (orders
+placed in the same turn go in one statement, messages in one transaction), so the pieces in
+flight wait on the lock as one or a few sessions: work is in flight when all of it is inside
+the process (its requests in flight, its queue emptied into it) and something waits."""
 
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from audit.runtime.probes import (
     UNPUBLISHED,
     count_of,
     lock_waiters,
+    metric_sum,
     place_order,
     place_orders,
+    ready_messages,
     table_locked,
 )
 from audit.runtime.system import AuditedSystem
@@ -49,12 +54,26 @@ async def paused(process: ServiceProcess) -> AsyncIterator[Callable[[], None]]:
             process.send_signal(signal.SIGCONT)
 
 
-def _waiting(database_url: str) -> Callable[[], Awaitable[int | None]]:
+def _waiting(database_url: str, all_inside: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[int | None]]:
     async def started() -> int | None:
-        waiting = await lock_waiters(database_url)
-        return waiting if waiting >= HELD else None
+        return HELD if await lock_waiters(database_url) and await all_inside() else None
 
     return started
+
+
+def _requests_inside(port: int) -> Callable[[], Awaitable[bool]]:
+    async def inside() -> bool:
+        # The scrape that asks is in flight too.
+        return await metric_sum(port, "dozen_http_server_requests_in_flight") >= HELD + 1
+
+    return inside
+
+
+def _queue_emptied(system: AuditedSystem, queue: str) -> Callable[[], Awaitable[bool]]:
+    async def inside() -> bool:
+        return await ready_messages(system.amqp_url, system.private_name(queue)) == 0
+
+    return inside
 
 
 @asynccontextmanager
@@ -71,7 +90,12 @@ async def requests_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterat
             )
             return [] if statuses == Counter({201: HELD}) else [f"the requests in flight got {dict(statuses)}"]
 
-        yield InFlight(f"{HELD} order requests", _waiting(database_url), release, finished)
+        yield InFlight(
+            f"{HELD} order requests",
+            _waiting(database_url, _requests_inside(system.stack.ports["orders-web"])),
+            release,
+            finished,
+        )
 
 
 @asynccontextmanager
@@ -113,12 +137,17 @@ async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncI
                 done = await count_of(stack.orders_database_url, NOTIFIED, order_ids)
                 return [] if done == HELD else [f"{HELD - done} of the {HELD} messages in flight were not finished"]
 
-            yield InFlight(f"{HELD} NotificationSent messages", _waiting(stack.orders_database_url), release, finished)
+            yield InFlight(
+                f"{HELD} NotificationSent messages",
+                _waiting(stack.orders_database_url, _queue_emptied(system, "orders.notification-sent")),
+                release,
+                finished,
+            )
 
 
 @asynccontextmanager
 async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
-    """OrderCreated messages held in the notifier's handlers, the email sent, its row not yet written."""
+    """OrderCreated messages held in the notifier's batch, the emails sent, their rows not yet written."""
     stack = system.stack
     async with table_locked(stack.notifier_database_url, "notifications") as release:
         placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
@@ -128,7 +157,12 @@ async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator
             recorded = await count_of(stack.notifier_database_url, RECORDED, order_ids)
             return [] if recorded == HELD else [f"{HELD - recorded} of the {HELD} emails in flight were not recorded"]
 
-        yield InFlight(f"{HELD} OrderCreated messages", _waiting(stack.notifier_database_url), release, finished)
+        yield InFlight(
+            f"{HELD} OrderCreated messages",
+            _waiting(stack.notifier_database_url, _queue_emptied(system, "notifier.order-created")),
+            release,
+            finished,
+        )
 
 
 # Per process type: how work is held in flight in it.

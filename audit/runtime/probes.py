@@ -15,7 +15,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -56,14 +56,21 @@ class Answer:
     headers: dict[str, str]
 
 
+# Refusals past capacity a client sits out (Retry-After) before it gives up on an order.
+REFUSALS_SAT_OUT = 10
+
+
 async def place_order(gateway_url: str, token: str, key: str | None = None) -> Answer:
-    """POST one order through the gateway as the token's customer."""
+    """POST one order through the gateway as the token's customer, as a well-behaved client
+    does: refused past capacity (503), it waits the Retry-After and asks again, same key."""
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or str(uuid.uuid4())}
-    async with (
-        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
-        http.post(f"{gateway_url}/api/v1/orders", json=ORDER, headers=headers) as answer,
-    ):
-        body = await answer.json(content_type=None)
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        for _ in range(REFUSALS_SAT_OUT):
+            async with http.post(f"{gateway_url}/api/v1/orders", json=ORDER, headers=headers) as answer:
+                body = await answer.json(content_type=None)
+                if answer.status != 503 or "Retry-After" not in answer.headers:
+                    break
+            await asyncio.sleep(float(answer.headers["Retry-After"]))  # the server's request, not a sync
         return Answer(answer.status, body if isinstance(body, dict) else {}, dict(answer.headers))
 
 
@@ -170,3 +177,20 @@ async def lock_waiters(database_url: str) -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
     )
+
+
+@asynccontextmanager
+async def existing_queue(amqp_url: str, name: str) -> AsyncIterator[AbstractQueue]:
+    """The queue ``name`` as it is (declared passively: the audit never creates topology)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        yield await channel.declare_queue(name, passive=True)
+    finally:
+        await connection.close()
+
+
+async def ready_messages(amqp_url: str, queue: str) -> int:
+    """Messages waiting in ``queue``, not yet delivered to any consumer."""
+    async with existing_queue(amqp_url, queue) as declared:
+        return int(declared.declaration_result.message_count or 0)

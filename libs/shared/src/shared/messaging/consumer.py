@@ -202,18 +202,20 @@ class Consumer:
         self._lacking = self._max_batch
 
     async def _next_arrival(self) -> Delivery | None:
-        """The next delivery, or None once stopping: an arrival not taken stays unacked and
-        goes back to the queue with the channel."""
+        """The next delivery; once stopping, only what has arrived already (taken on, it is
+        finished within the stop's timeout), then None."""
         if not self._arrived.empty():
-            return None if self._stopping.is_set() else self._arrived.get_nowait()
+            return self._arrived.get_nowait()
+        if self._stopping.is_set():
+            return None
         arrival = asyncio.ensure_future(self._arrived.get())
         stop = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({arrival, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        if self._stopping.is_set():
-            arrival.cancel()
-            return None
-        return arrival.result()
+        if arrival.done():
+            return arrival.result()
+        arrival.cancel()
+        return None
 
     async def _settle_batch(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
