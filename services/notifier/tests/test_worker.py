@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from uuid import uuid4
 
 import pytest
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
@@ -15,7 +16,8 @@ from notifier.app import create_worker_app
 from notifier.settings import WorkerSettings
 from shared.events import NotificationSentV1, OrderCreatedV1, decode
 from shared.messaging import ATTEMPTS_HEADER, REASON_HEADER, Publisher, dead_letter_names
-from shared.testing import drain, eventually, fetchval
+from shared.messaging.acks import Acknowledgements
+from shared.testing import drain, eventually, execute, fetchval
 from shared.testing.smtp import SmtpSink
 
 from .support import (
@@ -205,3 +207,73 @@ async def test_customer_id_that_cannot_be_an_address_is_dead_lettered(
     dead = await eventually(lambda: dlq.get(no_ack=True, fail=False), description="dead letter")
     assert "cannot form an email address" in str(dead.headers[REASON_HEADER])
     assert smtp_sink.received() == []
+
+
+async def never_ack(self: Acknowledgements, messages: Iterable[AbstractIncomingMessage]) -> None:
+    """As if the process died right after its batch committed: the acks never go out."""
+    await asyncio.Event().wait()
+
+
+async def test_a_batch_committed_but_never_acked_is_redelivered_and_changes_nothing(
+    notifier_database_url: str,
+    amqp_url: str,
+    smtp_sink: SmtpSink,
+    names: Names,
+    orders: Publisher,
+    probe: AbstractQueue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = worker_settings(notifier_database_url, amqp_url, smtp_sink.url, names).model_copy(
+        update={"shutdown_timeout_seconds": 0.5}
+    )
+    with monkeypatch.context() as crash:
+        crash.setattr(Acknowledgements, "ack", never_ack)
+        async with TestServer(create_worker_app(settings)):
+            for number in range(3):
+                await publish_event(orders, order_created(f"customer-{number}"))
+            await eventually(lambda: len(smtp_sink.received()) == 3, description="three emails sent")
+            await eventually(
+                lambda: fetchval(notifier_database_url, "SELECT count(*) = 3 FROM notifications"),
+                description="their rows committed",
+            )
+    # The process is gone, nothing acked: the broker redelivers all three, to a new process.
+    acked = {"queue": settings.queue, "outcome": "acked"}
+    acked_before = REGISTRY.get_sample_value("dozen_messages_handled_total", acked) or 0
+    async with TestServer(create_worker_app(settings)):
+        await eventually(
+            lambda: REGISTRY.get_sample_value("dozen_messages_handled_total", acked) == acked_before + 3,
+            description="the redeliveries acked",
+        )
+
+    assert len(smtp_sink.received()) == 3
+    assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 3
+    announced = await drain(probe)
+    assert {message.message_id for message in announced} == {str(decode(message.body).id) for message in announced}
+    assert len({message.message_id for message in announced}) == 3
+
+
+async def test_when_recording_fails_after_the_emails_went_out_the_retry_sends_none_again(
+    worker: WorkerSettings, orders: Publisher, probe: AbstractQueue, smtp_sink: SmtpSink, notifier_database_url: str
+) -> None:
+    # The database takes the emails' rows only on the second try. A sequence counts the tries:
+    # unlike a row, its value survives the failed transaction.
+    await execute(
+        notifier_database_url,
+        """
+        CREATE SEQUENCE recording_tries;
+        CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('recording_tries') = 1 THEN
+                RAISE EXCEPTION 'injected failure after the emails went out';
+            END IF;
+            RETURN NEW;
+        END; $$;
+        CREATE TRIGGER refuse_once BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION refuse_once();
+        """,
+    )
+
+    await publish_event(orders, order_created("alice"))
+
+    await eventually(lambda: drain(probe), description="NotificationSent after the retry")
+    assert len(smtp_sink.received()) == 1
+    assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
@@ -23,6 +24,7 @@ from shared.messaging import (
     declare_event_exchange,
     open_confirming_channel,
 )
+from shared.messaging.acks import Acknowledgements
 from shared.testing import eventually, fetchval
 
 from .support import Names, place_orders
@@ -38,9 +40,8 @@ async def order_id(orders_database_url: str) -> UUID:
         await pool.close()
 
 
-@pytest.fixture
-async def worker(orders_database_url: str, amqp_url: str, names: Names) -> AsyncIterator[WorkerSettings]:
-    settings = WorkerSettings(
+def worker_settings(orders_database_url: str, amqp_url: str, names: Names) -> WorkerSettings:
+    return WorkerSettings(
         database_url=orders_database_url,
         amqp_url=amqp_url,
         port=1,
@@ -49,7 +50,13 @@ async def worker(orders_database_url: str, amqp_url: str, names: Names) -> Async
         worker_max_attempts=2,
         worker_first_backoff_seconds=0.01,
         worker_max_backoff_seconds=0.02,
+        shutdown_timeout_seconds=0.5,
     )
+
+
+@pytest.fixture
+async def worker(orders_database_url: str, amqp_url: str, names: Names) -> AsyncIterator[WorkerSettings]:
+    settings = worker_settings(orders_database_url, amqp_url, names)
     async with TestServer(create_worker_app(settings)):
         yield settings
 
@@ -137,3 +144,44 @@ async def test_poison_is_dead_lettered_with_its_reason(
 
     assert str(dead.headers[REASON_HEADER]).startswith(reason)
     assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 0
+
+
+async def never_ack(self: Acknowledgements, messages: Iterable[AbstractIncomingMessage]) -> None:
+    """As if the process died right after its batch committed: the acks never go out."""
+    await asyncio.Event().wait()
+
+
+async def test_a_batch_committed_but_never_acked_is_redelivered_and_changes_nothing(
+    orders_database_url: str, amqp_url: str, names: Names, notifier: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = worker_settings(orders_database_url, amqp_url, names)
+    pool: Pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=1)
+    try:
+        await place_orders(pool, 3)
+        order_ids = [UUID(str(row["id"])) for row in await pool.fetch("SELECT id FROM orders")]
+    finally:
+        await pool.close()
+    with monkeypatch.context() as crash:
+        crash.setattr(Acknowledgements, "ack", never_ack)
+        async with TestServer(create_worker_app(settings)):
+            for order_id in order_ids:
+                await send(notifier, notification_sent(order_id), str(order_id))
+            await eventually(
+                lambda: fetchval(orders_database_url, "SELECT count(*) = 3 FROM orders WHERE status = 'notified'"),
+                description="the batch committed",
+            )
+    notified_at = await fetchval(orders_database_url, "SELECT array_agg(notified_at ORDER BY id) FROM orders")
+    duplicates = {"event_type": NotificationSentV1.event_type}
+    duplicates_before = REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) or 0
+    acked_before = handled(settings.notifications_queue, "acked")
+
+    # The process is gone, nothing acked: the broker redelivers all three, to a new process.
+    async with TestServer(create_worker_app(settings)):
+        await eventually(
+            lambda: handled(settings.notifications_queue, "acked") == acked_before + 3,
+            description="the redeliveries acked",
+        )
+
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 3
+    assert await fetchval(orders_database_url, "SELECT array_agg(notified_at ORDER BY id) FROM orders") == notified_at
+    assert REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) == duplicates_before + 3
