@@ -184,7 +184,7 @@ async def running_bench(
                 redis_url=redis_url,
                 names=names,
                 smtp=smtp,
-                telemetry_env=environment,
+                extra_env=environment,
             ) as stack,
         ):
             tokens = await stack.tokens([f"bench-{number}" for number in range(CUSTOMERS)])

@@ -31,8 +31,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture
-def telemetry_env() -> dict[str, str]:
-    """OTEL_* variables for every process; none by default (tracing on, nothing exported)."""
+def extra_env() -> dict[str, str]:
+    """Variables for every process on top of its config (OTEL_*, a setting under test); none by
+    default (tracing on, nothing exported)."""
     return {}
 
 
@@ -49,7 +50,7 @@ async def stack(
     redis_url: str,
     amqp_names: AmqpNames,
     smtp_sink: SmtpSink,
-    telemetry_env: dict[str, str],
+    extra_env: dict[str, str],
     proxied_links: bool,
 ) -> AsyncIterator[Stack]:
     """Every Dozen process, running, on databases, exchanges and an SMTP server of this test's own."""
@@ -60,7 +61,7 @@ async def stack(
         redis_url=redis_url,
         names=amqp_names,
         smtp=smtp_sink,
-        telemetry_env=telemetry_env,
+        extra_env=extra_env,
         proxied_links=proxied_links,
     ) as running:
         yield running

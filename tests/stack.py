@@ -145,11 +145,12 @@ async def running_stack(
     redis_url: str,
     names: Callable[[str], str],
     smtp: MailServer,
-    telemetry_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
     proxied_links: bool = False,
     launch: Launch = from_source,
 ) -> AsyncIterator[Stack]:
-    """Every process type, started in dependency order; ``telemetry_env`` (OTEL_*) goes to all of them.
+    """Every process type, started in dependency order; ``extra_env`` goes to all of them, on top
+    of their config (OTEL_* variables, or a setting a test is about).
 
     With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ and orders web through
     fault proxies (``Stack.links``), orders web and the gateway drain on SIGTERM, and both
@@ -177,9 +178,7 @@ async def running_stack(
             links=links,
             rotations=rotations,
         )
-        async with _processes(
-            stack, amqp_url=amqp_url, redis_url=redis_url, names=names, telemetry_env=telemetry_env or {}
-        ):
+        async with _processes(stack, amqp_url=amqp_url, redis_url=redis_url, names=names, extra_env=extra_env or {}):
             yield stack
 
 
@@ -189,7 +188,7 @@ def _dialled(stack: Stack, link: str, url: str) -> str:
 
 @asynccontextmanager
 async def _processes(
-    stack: Stack, *, amqp_url: str, redis_url: str, names: Callable[[str], str], telemetry_env: dict[str, str]
+    stack: Stack, *, amqp_url: str, redis_url: str, names: Callable[[str], str], extra_env: dict[str, str]
 ) -> AsyncIterator[None]:
     ports = stack.ports
     commands = process_commands(
@@ -208,7 +207,7 @@ async def _processes(
     await _one_off(stack.launch("notifier", ["migrate"], {"NOTIFIER_DATABASE_URL": notifier_database_url}))
     try:
         for name, (argv, env) in commands.items():
-            process = stack.launch(argv[0], argv[1:], env | telemetry_env)
+            process = stack.launch(argv[0], argv[1:], env | extra_env)
             stack.processes[name] = process
             await process.start()
             await wait_until_ready(ports[name], what=name, process=process)

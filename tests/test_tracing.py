@@ -45,7 +45,7 @@ async def receiver() -> AsyncIterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def telemetry_env(receiver: OtlpReceiver) -> dict[str, str]:
+def extra_env(receiver: OtlpReceiver) -> dict[str, str]:
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
