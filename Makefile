@@ -105,8 +105,20 @@ smoke: .env ## With `make dev` running: place an order through the gateway and w
 	uv run --no-sync --env-file .env python tools/smoke.py
 
 .PHONY: bench
-bench: ## Raw limits, then the whole pipeline stepped up, telemetry on and off; table + reports/bench/*.json
+bench: ## Raw limits, the pipeline stepped up then past capacity, telemetry on and off; tables, JSON and a chart in reports/bench/
 	uv run --locked python -m benchmarks $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: ## make bench, one low step and one past capacity per mode: every part starts, every order gets through (CI)
+	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+BENCH_RATE ?= 400
+BENCH_SECONDS ?= 20
+
+.PHONY: bench-dev
+bench-dev: .env ## With `make dev` running: open-loop orders through its gateway (BENCH_RATE/s for BENCH_SECONDS s); answers, goodput, latency
+	@set -a && . ./.env && set +a && uv run --no-sync --env-file .env python -m benchmarks.against \
+		--gateway "http://127.0.0.1:$${DEV_GATEWAY_PORT}" --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
 
 .PHONY: bench-orders
 bench-orders: ## Measure how many orders/s one `orders web` accepts (needs BENCH_ or TEST_DATABASE_URL)

@@ -126,13 +126,10 @@ class Bench:
         return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(sample))
 
 
-def _figures(
-    rate: float, run: Run, notified_ms: list[float], cpu_seconds: dict[str, float], *, rate_limit_unchecked: int
-) -> dict[str, Any]:
+def answered(rate: float, run: Run) -> dict[str, Any]:
+    """How a run's requests were answered: goodput, latencies, refusals, timeouts."""
     accepted = run.answered(201)
     refused = run.answered(*REFUSALS)
-    harness = cpu_seconds.pop("harness", 0.0)
-    per_order = max(len(accepted), 1)
     return {
         "target_per_second": rate,
         "attempts": len(run.attempts),
@@ -146,9 +143,19 @@ def _figures(
         "refused_without_retry_after": sum(1 for attempt in refused if not attempt.retry_after),
         "refusal_p99_ms": ms(percentile([attempt.latency_ms for attempt in refused], 0.99)),
         "gateway_timeouts": len(run.answered(504)),
+    }
+
+
+def _figures(
+    rate: float, run: Run, notified_ms: list[float], cpu_seconds: dict[str, float], *, rate_limit_unchecked: int
+) -> dict[str, Any]:
+    figures = answered(rate, run)
+    harness = cpu_seconds.pop("harness", 0.0)
+    per_order = max(figures["accepted"], 1)
+    return figures | {
         "rate_limit_unchecked": rate_limit_unchecked,
         "notified": len(notified_ms),
-        "lost": len(accepted) - len(notified_ms),
+        "lost": figures["accepted"] - len(notified_ms),
         "notified_p50_ms": ms(percentile(notified_ms, 0.50)),
         "notified_p99_ms": ms(percentile(notified_ms, 0.99)),
         "cpu_ms_per_order": round(sum(cpu_seconds.values()) * 1000 / per_order, 3),
