@@ -50,6 +50,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--quick", action="store_true", help="one low step and one overload step per mode (CI)")
     parser.add_argument("--log-level", default="INFO", help="of every Dozen process (INFO: as deployed)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for every Dozen process, to measure a setting (GATEWAY_MAX_IN_FLIGHT=32); repeatable",
+    )
     parser.add_argument("--output", type=Path, default=Path("reports/bench"))
     arguments = parser.parse_args()
     if arguments.quick:
@@ -91,6 +98,7 @@ async def main() -> int:
             "step_seconds": args.step_seconds,
             "overload": _numbers(args.overload),
             "log_level": args.log_level,
+            "env": args.env,
         },
         "raw": {} if args.skip_raw else await raw_limits(server_url, amqp_url, args.raw_seconds),
         "pipeline": {},
@@ -106,6 +114,7 @@ async def main() -> int:
             overload=_numbers(args.overload),
             telemetry=mode == "on",
             log_level=args.log_level,
+            env=dict(variable.split("=", 1) for variable in args.env),
         )
     runs = results["pipeline"]
     results["ratios"] = report.ratios(results["raw"], runs)

@@ -168,7 +168,7 @@ def _figures(
 
 @asynccontextmanager
 async def running_bench(
-    server_url: str, amqp_url: str, redis_url: str, *, telemetry: bool, log_level: str
+    server_url: str, amqp_url: str, redis_url: str, *, telemetry: bool, log_level: str, env: dict[str, str]
 ) -> AsyncIterator[Bench]:
     names = AmqpNames(f"bench-{uuid.uuid4().hex[:8]}")
     databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
@@ -181,6 +181,7 @@ async def running_bench(
         else {"OTEL_SDK_DISABLED": "true"}
     )
     environment |= {f"{prefix}_LOG_LEVEL": log_level for prefix in ("GATEWAY", "ORDERS", "NOTIFIER")}
+    environment |= env
     try:
         async with (
             scratch_databases(server_url, databases) as (orders_database_url, notifier_database_url),
@@ -225,11 +226,14 @@ async def stepped(
     overload: list[float],
     telemetry: bool,
     log_level: str,
+    env: dict[str, str],
 ) -> dict[str, Any]:
     """Steps at ``rates`` until one is not kept up with, then steps at ``overload`` times the
     highest rate kept up with (or, when none was, at those times the first rate)."""
     mode = "on " if telemetry else "off"
-    async with running_bench(server_url, amqp_url, redis_url, telemetry=telemetry, log_level=log_level) as bench:
+    async with running_bench(
+        server_url, amqp_url, redis_url, telemetry=telemetry, log_level=log_level, env=env
+    ) as bench:
         idle = await bench.idle()
         print(f"  idle CPU ms/s: {idle}", flush=True)
         steps: list[dict[str, Any]] = []

@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from shared.config import ServiceSettings
 from shared.db import Pool, database_unavailable_middleware, postgres_pool
 from shared.testing import eventually
-from shared.web import PROBLEM_CONTENT_TYPE, create_base_app
+from shared.web import PROBLEM_CONTENT_TYPE, FixedLimit, create_base_app
 from shared.web.admission import TIMEOUT_HEADER, deadline, in_flight_limit
+from shared.web.limit import WINDOW_SECONDS, AdaptiveLimit
 
 DB = web.AppKey("db", Pool)
 HELD = web.AppKey("held", asyncio.Event)
@@ -40,7 +41,7 @@ async def read(request: web.Request) -> web.Response:
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_base_app(AdmissionSettings())
-    app.middlewares.extend([in_flight_limit(2), deadline, database_unavailable_middleware])
+    app.middlewares.extend([in_flight_limit(FixedLimit(2)), deadline, database_unavailable_middleware])
     # One connection, and a wait for it far longer than any test: only a deadline ends it early.
     app.cleanup_ctx.append(postgres_pool(DB, database_url, min_size=1, max_size=1, acquire_timeout_seconds=30))
     app[HELD] = asyncio.Event()
@@ -86,3 +87,38 @@ async def test_a_request_whose_caller_has_stopped_waiting_starts_no_work(
 ) -> None:
     await refused(await client.get("/read", headers={TIMEOUT_HEADER: "0"}))
     assert (await client.get("/read", headers={TIMEOUT_HEADER: "soon"})).status == 400
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def window(limit: AdaptiveLimit, clock: Clock, *, seconds: float, in_flight: int) -> None:
+    """One window of requests, each admitted with ``in_flight`` in flight and answered in ``seconds``."""
+    for _ in range(5):
+        limit.admitted(in_flight)
+        limit.finished(seconds)
+    clock.now += WINDOW_SECONDS
+    limit.admitted(in_flight)
+    limit.finished(seconds)
+
+
+def test_the_adaptive_bound_admits_less_while_answers_are_slow_and_more_once_they_are_quick() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, target_seconds=0.05, minimum=4, clock=clock)
+
+    window(limit, clock, seconds=0.2, in_flight=64)
+    assert limit.value == 48
+    for _ in range(20):
+        window(limit, clock, seconds=0.2, in_flight=limit.value)
+    assert limit.value == 4  # never below the minimum
+
+    window(limit, clock, seconds=0.01, in_flight=1)
+    assert limit.value == 4  # quick, but it was not the bound that refused anything: no need for more
+    for _ in range(100):
+        window(limit, clock, seconds=0.01, in_flight=limit.value)
+    assert limit.value == 64  # never above the maximum

@@ -11,11 +11,13 @@ from gateway.routes import request_id_middleware, routes
 from gateway.settings import WebSettings
 from gateway.tokens import TokenVerifier
 from gateway.upstream import orders_client
-from shared.web import create_base_app
+from shared.web import AdaptiveLimit, create_base_app
 
 
 def create_app(settings: WebSettings) -> web.Application:
-    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
+    # The edge's bound follows latency: past capacity it admits less, so refusals stay fast.
+    in_flight = AdaptiveLimit(settings.max_in_flight, target_seconds=settings.target_latency_seconds)
+    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, in_flight=in_flight)
     app[SETTINGS] = settings
     app[TOKENS] = TokenVerifier(settings)
     # Outermost, so that problem documents carry the request id too.

@@ -41,6 +41,8 @@ class WebSettings(GatewaySettings):
     # API requests worked on at once; the next is refused at once (503, Retry-After) instead
     # of queueing: past capacity a queue only grows, and everything in it ends as a timeout.
     max_in_flight: int = Field(64, ge=1, le=100_000)
+    # The median answer time the in-flight bound keeps to: past it, fewer requests are admitted.
+    target_latency_seconds: float = Field(0.05, gt=0, le=10)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
     # How long a request waits for the limiter before going ahead unchecked (fail open); long

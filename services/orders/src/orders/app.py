@@ -13,7 +13,7 @@ from orders.routes import EVENT_SOURCE, routes
 from orders.settings import OrdersSettings, WebSettings
 from shared.batching import Coalescer
 from shared.db import database_unavailable_middleware, pool_for
-from shared.web import CleanupContext, create_base_app
+from shared.web import CleanupContext, FixedLimit, create_base_app
 from shared.web.admission import deadline
 
 
@@ -34,7 +34,9 @@ async def order_placer(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: WebSettings) -> web.Application:
-    app = create_base_app(settings, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight)
+    app = create_base_app(
+        settings, max_body_bytes=settings.max_body_bytes, in_flight=FixedLimit(settings.max_in_flight)
+    )
     app[WEB_SETTINGS] = settings
     # The gateway's deadline bounds every wait of the request (a pooled connection, say).
     app.middlewares.extend([deadline, database_unavailable_middleware])

@@ -2,6 +2,7 @@
 
 from shared.web.access_log import InternalAccessLogger, JsonAccessLogger
 from shared.web.app import READINESS, CleanupContext, create_base_app
+from shared.web.limit import AdaptiveLimit, FixedLimit
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from shared.web.readiness import Readiness
 from shared.web.runner import run, serve
@@ -10,7 +11,9 @@ from shared.web.validation import JsonInt, field_errors, json_body, unprocessabl
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "READINESS",
+    "AdaptiveLimit",
     "CleanupContext",
+    "FixedLimit",
     "InternalAccessLogger",
     "JsonAccessLogger",
     "JsonInt",

@@ -1,11 +1,12 @@
 """Admission control: past capacity, a fast refusal (503 with Retry-After), never a slow timeout.
 
 Two bounds, each a middleware:
-- ``in_flight_limit``: at most so many requests are worked on at once; the next one is refused
-  at once instead of queueing behind them (a queue past capacity only grows, and every request
-  in it ends as a timeout). It stands at the door, before tracing and metrics, and answers
-  with a problem document written once: past capacity, a refusal must cost next to nothing,
-  or refusing is what the process spends its CPU on while the refusals grow slow.
+- ``in_flight_limit``: at most so many requests are worked on at once (a fixed bound, or one
+  that follows latency: shared.web.limit); the next one is refused at once instead of queueing
+  behind them (a queue past capacity only grows, and every request in it ends as a timeout).
+  It stands at the door, before tracing and metrics, and answers with a problem document
+  written once: past capacity, a refusal must cost next to nothing, or refusing is what the
+  process spends its CPU on while the refusals grow slow.
 - ``deadline``: the caller says how long it will wait (``X-Request-Timeout-Ms``, relative, so
   no two clocks need agree); no work starts once that time is spent, and every wait inside the
   request (a pooled connection, say) ends with it (``remaining_seconds``).
@@ -25,6 +26,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter
 
 from shared.web.access_log import QUIET_PATHS, REFUSED_KEY
+from shared.web.limit import FixedLimit
 from shared.web.problems import PROBLEM_CONTENT_TYPE, Problem, problem_json
 
 log = logging.getLogger(__name__)
@@ -81,10 +83,8 @@ _BUSY = problem_json(
 )
 
 
-def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS) -> Middleware:
-    """At most ``max_in_flight`` requests at once (``exempt`` paths aside); the rest get 503 at once."""
-    if max_in_flight < 1:
-        raise ValueError("max_in_flight must be at least 1")
+def in_flight_limit(limit: FixedLimit, *, exempt: Collection[str] = QUIET_PATHS) -> Middleware:
+    """At most ``limit.value`` requests at once (``exempt`` paths aside); the rest get 503 at once."""
     in_flight = 0
     REFUSED.labels("in_flight")
     REFUSED.labels("deadline")
@@ -94,14 +94,17 @@ def in_flight_limit(max_in_flight: int, *, exempt: Collection[str] = QUIET_PATHS
         nonlocal in_flight
         if request.path in exempt:
             return await handler(request)
-        if in_flight >= max_in_flight:
+        if in_flight >= limit.value:
             _REFUSALS.count(request, "in_flight")
             return web.Response(body=_BUSY, status=503, content_type=PROBLEM_CONTENT_TYPE, headers=_RETRY_AFTER)
         in_flight += 1
+        limit.admitted(in_flight)
+        began = time.monotonic()
         try:
             return await handler(request)
         finally:
             in_flight -= 1
+            limit.finished(time.monotonic() - began)
 
     return admit
 

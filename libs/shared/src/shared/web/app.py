@@ -11,6 +11,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from shared.config import ServiceSettings
 from shared.web.access_log import remember_span_middleware
 from shared.web.admission import in_flight_limit
+from shared.web.limit import FixedLimit
 from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
@@ -47,19 +48,19 @@ async def close_connections_while_draining(request: web.Request, response: web.S
 
 
 def create_base_app(
-    settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_in_flight: int | None = None
+    settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, in_flight: FixedLimit | None = None
 ) -> web.Application:
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources.
 
-    With ``max_in_flight``, requests past that many at once are refused at once (503), at the
-    door: before the tracing middleware the instrumentation puts first, and before metrics.
+    With ``in_flight``, requests past that bound are refused at once (503), at the door: before
+    the tracing middleware the instrumentation puts first, and before metrics.
     """
     app = web.Application(
         middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
         client_max_size=max_body_bytes,
     )
-    if max_in_flight is not None:
-        app.middlewares.insert(0, in_flight_limit(max_in_flight))
+    if in_flight is not None:
+        app.middlewares.insert(0, in_flight_limit(in_flight))
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
     app.on_response_prepare.append(close_connections_while_draining)
     app.router.add_get("/healthz", healthz)
