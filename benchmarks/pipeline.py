@@ -18,7 +18,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,31 +221,46 @@ async def stepped(
     amqp_url: str,
     redis_url: str,
     *,
+    modes: list[str],
     rates: list[float],
     step_seconds: float,
     overload: list[float],
-    telemetry: bool,
     log_level: str,
     env: dict[str, str],
-) -> dict[str, Any]:
-    """Steps at ``rates`` until one is not kept up with, then steps at ``overload`` times the
-    highest rate kept up with (or, when none was, at those times the first rate)."""
-    mode = "on " if telemetry else "off"
-    async with running_bench(
-        server_url, amqp_url, redis_url, telemetry=telemetry, log_level=log_level, env=env
-    ) as bench:
-        idle = await bench.idle()
-        print(f"  idle CPU ms/s: {idle}", flush=True)
-        steps: list[dict[str, Any]] = []
+) -> dict[str, dict[str, Any]]:
+    """Per telemetry mode ("on", "off"): steps at ``rates`` until one is not kept up with, then
+    steps at ``overload`` times the highest rate kept up with (or, when none was, the first).
+
+    Every mode has a stack of its own, all running at once, and the modes take turns at each
+    rate: this machine's speed drifts by tens of percent over minutes, and what telemetry costs
+    is only measured fairly by steps taken side by side, not one mode's run after the other's.
+    """
+    async with AsyncExitStack() as running:
+        benches = {
+            mode: await running.enter_async_context(
+                running_bench(server_url, amqp_url, redis_url, telemetry=mode == "on", log_level=log_level, env=env)
+            )
+            for mode in modes
+        }
+        runs: dict[str, dict[str, Any]] = {}
+        for mode, bench in benches.items():
+            runs[mode] = {"idle_cpu_ms_per_second": await bench.idle(), "steps": [], "overload": []}
+            print(f"  {mode:>3} idle CPU ms/s: {runs[mode]['idle_cpu_ms_per_second']}", flush=True)
+        climbing = set(modes)
         for rate in rates:
-            steps.append(await bench.step(rate, step_seconds))
-            print(f"  {mode} {rate:>6.0f}/s: {steps[-1]}", flush=True)
-            if not kept_up(steps[-1]):
-                print(f"  not kept up at {rate:.0f}/s: higher steps skipped", flush=True)
-                break
-        sustained = max((step["target_per_second"] for step in steps if kept_up(step)), default=rates[0])
-        overloaded = []
+            for mode in [mode for mode in modes if mode in climbing]:
+                step = await benches[mode].step(rate, step_seconds)
+                runs[mode]["steps"].append(step)
+                print(f"  {mode:>3} {rate:>6.0f}/s: {step}", flush=True)
+                if not kept_up(step):
+                    print(f"  {mode:>3} not kept up at {rate:.0f}/s: its higher steps skipped", flush=True)
+                    climbing.discard(mode)
         for factor in overload:
-            overloaded.append(await bench.step(sustained * factor, step_seconds) | {"overload_factor": factor})
-            print(f"  {mode} {factor:g}x {sustained * factor:>6.0f}/s: {overloaded[-1]}", flush=True)
-        return {"idle_cpu_ms_per_second": idle, "steps": steps, "overload": overloaded}
+            for mode in modes:
+                sustained = max(
+                    (step["target_per_second"] for step in runs[mode]["steps"] if kept_up(step)), default=rates[0]
+                )
+                step = await benches[mode].step(sustained * factor, step_seconds) | {"overload_factor": factor}
+                runs[mode]["overload"].append(step)
+                print(f"  {mode:>3} {factor:g}x {sustained * factor:>6.0f}/s: {step}", flush=True)
+        return runs

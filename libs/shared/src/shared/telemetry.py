@@ -42,6 +42,7 @@ _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP
 PROTOCOLS = ("http/protobuf", "grpc")
 EXPORTERS = ("otlp", "none")
 _UNTRACED_PATHS = "/healthz,/readyz,/metrics"
+EXPORT_EVERY_MILLISECONDS = 500
 
 
 class _AioPikaPublishing(AioPikaInstrumentor):
@@ -128,6 +129,10 @@ def tracing(*, service: str, release: str) -> Iterator[None]:
     provider = TracerProvider(resource=resource(service=service, release=release))
     exporter = _span_exporter(os.environ)
     if exporter is not None:
+        # Export twice a second, not every five: the spans waiting for export are objects
+        # every garbage collection walks, and the export itself holds the interpreter longer
+        # the bigger it is. Measured under `make bench`: cheaper, and no latency spikes.
+        os.environ.setdefault("OTEL_BSP_SCHEDULE_DELAY", str(EXPORT_EVERY_MILLISECONDS))
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     os.environ.setdefault("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS", _UNTRACED_PATHS)

@@ -42,7 +42,7 @@ class WebSettings(GatewaySettings):
     # of queueing: past capacity a queue only grows, and everything in it ends as a timeout.
     max_in_flight: int = Field(64, ge=1, le=100_000)
     # The median answer time the in-flight bound keeps to: past it, fewer requests are admitted.
-    target_latency_seconds: float = Field(0.05, gt=0, le=10)
+    target_latency_seconds: float = Field(0.1, gt=0, le=10)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
     # How long a request waits for the limiter before going ahead unchecked (fail open); long
