@@ -116,6 +116,32 @@ def overview() -> Dashboard:
                 5,
                 unit="reqps",
             ),
+            panel(
+                "Refused past capacity (503 at the door), by process and reason",
+                [
+                    target(
+                        f"sum by (job, reason) (rate(dozen_http_server_refused_total[{WINDOW}]))",
+                        "{{job}} {{reason}}",
+                    ),
+                    target(
+                        f"sum(rate(dozen_gateway_rate_limit_unchecked_total[{WINDOW}]))",
+                        "gateway: let through unchecked (rate limiter unavailable)",
+                        "B",
+                    ),
+                ],
+                6,
+                unit="reqps",
+                description="Past capacity Dozen refuses at once with Retry-After rather than queue into timeouts.",
+            ),
+            panel(
+                "Requests in flight, and the bound on them",
+                [
+                    target("max by (job) (dozen_http_server_requests_in_flight)", "in flight {{job}}"),
+                    target("max by (job) (dozen_http_server_in_flight_limit)", "bound {{job}}", "B"),
+                ],
+                7,
+                description="The gateway's bound follows latency: it admits fewer while answers are slow.",
+            ),
         ],
     ).auto_panel_ids()
 
@@ -191,6 +217,15 @@ def messaging() -> Dashboard:
                 ],
                 8,
                 unit="ops",
+            ),
+            panel(
+                "Messages per batch, by queue",
+                [
+                    target(quantile(0.5, "dozen_consumer_batch_size", "queue"), "p50 {{queue}}"),
+                    target(quantile(0.95, "dozen_consumer_batch_size", "queue"), "p95 {{queue}}", "B"),
+                ],
+                9,
+                description="One transaction and one ack frame per batch: batches grow with the load.",
             ),
         ],
     ).auto_panel_ids()
