@@ -42,7 +42,7 @@ QUICK = {"rates": "20", "step_seconds": 5.0, "overload": "30", "skip_raw": True}
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="50,100,200,300,400,500,600,800", help="orders/s of each step")
+    parser.add_argument("--rates", default="50,100,150,200,250,300,350,400,500,600", help="orders/s of each step")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--overload", default="2,4", help="multiples of the sustained rate to offer after the steps")
     parser.add_argument("--raw-seconds", type=float, default=5.0)
