@@ -10,6 +10,7 @@ from .pipeline import kept_up
 
 COLUMNS = [
     ("offered/s", "target_per_second"),
+    ("kept up", "kept_up"),
     ("accepted/s", "accepted_per_second"),
     ("not 201", None),
     ("API p50", "api_p50_ms"),
