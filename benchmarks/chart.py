@@ -1,4 +1,7 @@
-"""The benchmark as one picture (PNG): throughput, latency and CPU per order, telemetry on and off."""
+"""The benchmark as one picture (PNG): throughput, latency and CPU per order, telemetry on and off.
+
+``python -m benchmarks.chart reports/bench/bench-<time>.json`` draws it again from a run's JSON.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import matplotlib.pyplot as plt
 MODES = {"off": ("telemetry off", "tab:blue"), "on": ("telemetry on (100 % sampled, exported)", "tab:orange")}
 
 
-def _points(run: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted([*run["steps"], *run.get("overload", [])], key=lambda step: step["target_per_second"])
+def _offered(steps: list[dict[str, Any]]) -> list[float]:
+    return [step["target_per_second"] for step in steps]
 
 
 def draw(results: dict[str, Any], path: Path) -> Path:
@@ -23,16 +26,39 @@ def draw(results: dict[str, Any], path: Path) -> Path:
     figure, (throughput, latency, cpu) = plt.subplots(1, 3, figsize=(18, 5.5), constrained_layout=True)
     figure.suptitle(f"make bench, {results['when']} ({results['machine']['cpus']} CPUs)")
 
-    highest = max((step["target_per_second"] for run in runs.values() for step in _points(run)), default=1)
+    highest = max(step["target_per_second"] for run in runs.values() for step in [*run["steps"], *run["overload"]])
     throughput.plot([0, highest], [0, highest], color="lightgrey", linestyle="--", label="accepted = offered")
     for mode, run in runs.items():
         label, colour = MODES[mode]
-        points = _points(run)
-        offered = [step["target_per_second"] for step in points]
-        throughput.plot(offered, [step["accepted_per_second"] for step in points], "o-", color=colour, label=label)
-        latency.plot(offered, [step["api_p99_ms"] for step in points], "o-", color=colour, label=f"API p99, {mode}")
+        steps, past = run["steps"], run["overload"]
+        throughput.plot(
+            _offered(steps), [step["accepted_per_second"] for step in steps], "o-", color=colour, label=label
+        )
+        throughput.plot(
+            _offered(past),
+            [step["accepted_per_second"] for step in past],
+            "^",
+            color=colour,
+            markersize=9,
+            label=f"past capacity (2x, 4x), {mode}",
+        )
         latency.plot(
-            offered, [step["notified_p99_ms"] for step in points], "s--", color=colour, label=f"notified p99, {mode}"
+            _offered(steps), [step["api_p99_ms"] for step in steps], "o-", color=colour, label=f"API p99, {mode}"
+        )
+        latency.plot(
+            _offered(steps),
+            [step["notified_p99_ms"] for step in steps],
+            "s--",
+            color=colour,
+            label=f"notified p99, {mode}",
+        )
+        latency.plot(
+            _offered(past),
+            [step["refusal_p99_ms"] for step in past],
+            "x",
+            color=colour,
+            markersize=9,
+            label=f"refusal p99 past capacity, {mode}",
         )
     throughput.set(title="orders accepted", xlabel="offered orders/s", ylabel="accepted orders/s")
     latency.set(title="latency, 99th percentile", xlabel="offered orders/s", ylabel="ms", yscale="log")
@@ -60,3 +86,11 @@ def _cpu_bars(axes: Any, runs: dict[str, dict[str, Any]]) -> None:
     axes.set(title="CPU per accepted order, by process", ylabel="CPU ms per order")
     axes.tick_params(axis="x", labelsize="small")
     axes.legend(fontsize="small")
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    source = Path(sys.argv[1])
+    print(draw(json.loads(source.read_text()), source.with_suffix(".png")))

@@ -278,31 +278,37 @@ def test_dead_letter_names_sit_beside_the_queue() -> None:
     )
 
 
-async def publish_all(connection: AbstractRobustConnection, topology: Topology, bodies: dict[str, bytes]) -> None:
+async def queued(connection: AbstractRobustConnection, topology: Topology, bodies: dict[str, bytes]) -> None:
+    """The consumer's queue declared, and these messages waiting in it before anyone consumes."""
+    consumer, _ = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
+    await consumer.stop(timeout_seconds=5)
     events = await publisher(connection, topology.exchange)
     await asyncio.gather(*(publish(events, message_id, body) for message_id, body in bodies.items()))
+
+
+class Batches:
+    """A batch handler that commits everything, and remembers the message ids of each batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[str | None]] = []
+
+    async def __call__(self, batch: Batch) -> list[Exception | None]:
+        self.seen.append([message.message_id for message in batch.messages])
+        return [None] * len(batch.messages)
 
 
 async def test_what_has_arrived_is_handled_as_one_batch_and_acked_together(
     connection: AbstractRobustConnection, topology: Topology
 ) -> None:
-    batches: list[list[str | None]] = []
+    batches = Batches()
+    await queued(connection, topology, {f"m-{number}": b"{}" for number in range(10)})
+    consumer, _ = await running_consumer(connection, topology, batches, batches=True, prefetch_count=10)
 
-    async def handler(batch: Batch) -> list[Exception | None]:
-        batches.append([message.message_id for message in batch.messages])
-        return [None] * len(batch.messages)
-
-    # Declared first and published before consuming starts: all ten wait in the queue.
-    consumer, _ = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
-    await consumer.stop(timeout_seconds=5)
-    await publish_all(connection, topology, {f"m-{number}": b"{}" for number in range(10)})
-    consumer, _ = await running_consumer(connection, topology, handler, batches=True, prefetch_count=10)
-
-    await eventually(lambda: sum(len(batch) for batch in batches) == 10, description="all ten handled")
+    await eventually(lambda: sum(len(batch) for batch in batches.seen) == 10, description="all ten handled")
     await consumer.stop(timeout_seconds=5)
 
-    assert max(len(batch) for batch in batches) > 1, batches
-    assert sorted(str(message) for batch in batches for message in batch) == sorted(f"m-{n}" for n in range(10))
+    assert max(len(batch) for batch in batches.seen) > 1, batches.seen
+    assert sorted(str(message) for batch in batches.seen for message in batch) == sorted(f"m-{n}" for n in range(10))
     # Acked: closing the consumer's channel put nothing back.
     assert await ready_messages(connection, topology.queue) == 0
 
@@ -322,9 +328,7 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_others_are_a
                 outcomes.append(None)
         return outcomes
 
-    consumer, declared = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
-    await consumer.stop(timeout_seconds=5)
-    await publish_all(connection, topology, {"m-1": b"{}", "m-poison": b"not json", "m-3": b"{}"})
+    await queued(connection, topology, {"m-1": b"{}", "m-poison": b"not json", "m-3": b"{}"})
     consumer, declared = await running_consumer(connection, topology, handler, batches=True)
 
     dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
@@ -351,11 +355,7 @@ async def test_a_batch_failing_as_a_whole_is_tried_message_by_message_and_only_t
         committed.extend(message.message_id for message in batch.messages)
         return [None] * len(batch.messages)
 
-    consumer, declared = await running_consumer(connection, topology, each(lambda message: asyncio.sleep(0)))
-    await consumer.stop(timeout_seconds=5)
-    await publish_all(
-        connection, topology, {"m-1": b"{}", "m-bad": b"breaks the transaction", "m-3": b"{}", "m-4": b"{}"}
-    )
+    await queued(connection, topology, {"m-1": b"{}", "m-bad": b"breaks the transaction", "m-3": b"{}", "m-4": b"{}"})
     consumer, declared = await running_consumer(connection, topology, handler, batches=True)
 
     dead = await eventually(lambda: take_one(connection, declared.dead_letter_queue.name), description="dead letter")
@@ -402,21 +402,16 @@ async def test_a_later_batch_is_acked_without_acking_a_message_still_retrying_be
 async def test_a_batch_lingers_for_what_arrives_after_its_first_delivery_until_it_is_full(
     connection: AbstractRobustConnection, topology: Topology
 ) -> None:
-    batches: list[list[str | None]] = []
-
-    async def handler(batch: Batch) -> list[Exception | None]:
-        batches.append([message.message_id for message in batch.messages])
-        return [None] * len(batch.messages)
-
+    batches = Batches()
     # A linger far longer than three publishes take; the third fills the batch, ending it.
     consumer, _ = await running_consumer(
-        connection, topology, handler, batches=True, prefetch_count=3, linger_seconds=30
+        connection, topology, batches, batches=True, prefetch_count=3, linger_seconds=30
     )
     events = await publisher(connection, topology.exchange)
     for number in range(3):
         await publish(events, f"m-{number}")
 
-    await eventually(lambda: batches, description="the batch handled", timeout_seconds=20)
+    await eventually(lambda: batches.seen, description="the batch handled", timeout_seconds=20)
     await consumer.stop(timeout_seconds=5)
 
-    assert batches == [["m-0", "m-1", "m-2"]]
+    assert batches.seen == [["m-0", "m-1", "m-2"]]
