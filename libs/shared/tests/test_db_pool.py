@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -33,6 +36,42 @@ async def test_pool_lives_with_the_app_and_reports_readiness(database_url: str) 
     assert pool.is_closing()
 
 
+async def test_a_connection_comes_back_after_a_query_error_and_is_replaced_after_anything_else(
+    database_url: str,
+) -> None:
+    # Anything but the server's answer may leave asyncpg's protocol stuck mid-message with
+    # its socket open (asyncpg#784, seen when PostgreSQL restarts): such a connection must
+    # not be handed to the next borrower.
+    app = create_base_app(PoolSettings())
+    app.cleanup_ctx.append(postgres_pool(DB, database_url, min_size=1, max_size=1))
+
+    async def backend() -> int:
+        async with app[DB].acquire() as connection:
+            return int(await connection.fetchval("SELECT pg_backend_pid()"))
+
+    async with TestClient(TestServer(app)):
+        first = await backend()
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with app[DB].acquire() as connection:
+                await connection.fetchval("SELECT 1 / 0")
+        assert await backend() == first, "a query the server refused does not cost the connection"
+
+        with pytest.raises(asyncio.TimeoutError):
+            async with app[DB].acquire() as connection:
+                await connection.fetchval("SELECT pg_sleep(5)", timeout=0.05)
+        second = await backend()
+        assert second != first, "a statement abandoned mid-way closes its connection"
+
+        async def fail_while_borrowing() -> None:
+            async with app[DB].acquire() as connection:
+                await connection.fetchval("SELECT 1")
+                raise RuntimeError("the borrower failed")
+
+        with pytest.raises(RuntimeError):
+            await fail_while_borrowing()
+        assert await backend() != second
+
+
 async def test_unreachable_database_fails_startup_instead_of_serving_blind() -> None:
     app = create_base_app(PoolSettings())
     app.cleanup_ctx.append(postgres_pool(DB, "postgresql://postgres@127.0.0.1:1/none", min_size=1))
@@ -60,3 +99,24 @@ async def test_a_database_that_cannot_be_reached_is_a_quick_503() -> None:
         assert response.headers["Retry-After"] == "1"
         assert response.content_type == PROBLEM_CONTENT_TYPE
         assert "127.0.0.1" not in await response.text()
+
+
+async def test_a_session_the_server_ends_mid_request_is_a_503_and_the_next_request_is_served(database_url: str) -> None:
+    app = create_base_app(PoolSettings())
+    app.middlewares.append(database_unavailable_middleware)
+    app.cleanup_ctx.append(postgres_pool(DB, database_url, min_size=1, max_size=1))
+
+    async def read(request: web.Request) -> web.Response:
+        # What a PostgreSQL shutting down or an administrator's pg_terminate_backend does to a session.
+        suicide = request.query.get("terminated") == "yes"
+        query = "SELECT pg_terminate_backend(pg_backend_pid())" if suicide else "SELECT 1"
+        return web.json_response(await request.app[DB].fetchval(query))
+
+    app.router.add_get("/read", read)
+
+    async with TestClient(TestServer(app)) as client:
+        ended = await client.get("/read", params={"terminated": "yes"})
+        assert ended.status == 503, await ended.text()
+        assert ended.headers["Retry-After"] == "1"
+        served = await client.get("/read")
+        assert (served.status, await served.json()) == (200, 1)

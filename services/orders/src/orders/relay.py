@@ -22,7 +22,7 @@ from orders.keys import AMQP, DB_POOL, RELAY_SETTINGS
 from orders.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from orders.outbox import OutboxRow, backlog, claim_batch
 from orders.settings import RelaySettings
-from shared.db import Pool
+from shared.db import UNAVAILABLE_ERRORS, Pool
 from shared.events import CONTENT_TYPE
 from shared.messaging import Publisher, amqp_connection, declare_event_exchange, open_confirming_channel
 from shared.web import create_base_app
@@ -30,6 +30,8 @@ from shared.web import create_base_app
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "orders_outbox"
+# The database out of reach, or refusing anything for now: wait and try again.
+OUTBOX_UNAVAILABLE: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *UNAVAILABLE_ERRORS)
 
 
 class Relay:
@@ -59,8 +61,13 @@ class Relay:
             self._wake.clear()
             try:
                 published, failed = await self.publish_batch()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except OUTBOX_UNAVAILABLE as exc:
                 log.warning("outbox unavailable; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
+                published, failed = 0, 1
+            except Exception:
+                # Whatever it was, the rows stay in the outbox: keep trying, loudly, rather
+                # than end the loop and leave a process that looks alive but relays nothing.
+                log.exception("outbox batch failed; retrying")
                 published, failed = 0, 1
             if published == self._batch_size and not failed:
                 continue  # a backlog: the next batch at once
@@ -140,7 +147,7 @@ async def _listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event, 
             # Catch up on whatever was committed while nobody listened.
             on_notify()
             await _first_of(stop, lost, seconds=None)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except OUTBOX_UNAVAILABLE as exc:
             log.warning("outbox LISTEN connection failed; polling meanwhile", extra={"error": type(exc).__name__})
         finally:
             if connection is not None and not connection.is_closed():
@@ -153,7 +160,7 @@ async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: floa
         try:
             with suppress_instrumentation():
                 current = await backlog(pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except OUTBOX_UNAVAILABLE:
             pass  # The relay loop logs outages; the gauges keep their last value.
         else:
             OUTBOX_BACKLOG.set(current.rows)

@@ -5,10 +5,11 @@ from shared.db.migrations import Migration, MigrationError, apply_migrations, di
 from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
 from shared.db.settings import PostgresSettings
 from shared.db.tracing import db_span
-from shared.db.unavailable import DATABASE_OUTAGE, database_unavailable_middleware
+from shared.db.unavailable import DATABASE_OUTAGE, UNAVAILABLE_ERRORS, database_unavailable_middleware
 
 __all__ = [
     "DATABASE_OUTAGE",
+    "UNAVAILABLE_ERRORS",
     "Migration",
     "MigrationError",
     "Pool",

@@ -25,9 +25,11 @@ POOL_CONNECTIONS = Gauge("dozen_db_pool_connections", "Database pool connections
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
     PoolConnection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+    _AcquireContext = asyncpg.pool.PoolAcquireContext[asyncpg.Record]
 else:
     Pool = asyncpg.Pool
     PoolConnection = asyncpg.pool.PoolConnectionProxy
+    _AcquireContext = asyncpg.pool.PoolAcquireContext
 
 
 async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
@@ -36,7 +38,28 @@ async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     of the orders web's socket writes under load (py-spy, `make bench`). Dozen keeps no
     session state on pooled connections — no SET, no LISTEN (the relay listens on a
     connection of its own), only transaction-scoped advisory locks — and asyncpg still
-    rolls back any transaction left open before this runs."""
+    rolls back any transaction left open before this runs. What the reset query also
+    did, finding a connection broken mid-message, ``_Borrowed`` does instead."""
+
+
+class _Borrowed(_AcquireContext):
+    """A borrowed connection that goes back to the pool only if it is known to be sound.
+
+    A block that ended with the server's own answer to a query (a PostgresError: asyncpg
+    has read on to the server's ReadyForQuery) leaves the connection as good as it found
+    it. Anything else — a session the server ended mid-statement, a cancellation, a
+    timeout — may leave asyncpg's protocol stuck mid-message with its socket still open
+    (MagicStack/asyncpg#784): asyncpg's own reset query would have caught that on release,
+    but Dozen skips it (``_keep_session``), so such a connection is closed instead, and the
+    next borrower gets a new one rather than "cannot switch to state 15"."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, *exc: object) -> None:
+        _, failure, _ = exc
+        if failure is not None and not isinstance(failure, asyncpg.PostgresError) and self.connection is not None:
+            self.connection.terminate()
+        await super().__aexit__(*exc)
 
 
 class BoundedPool(asyncpg.pool.Pool):
@@ -55,7 +78,7 @@ class BoundedPool(asyncpg.pool.Pool):
             bound = min(bound, left)
         if bound <= 0:
             raise TimeoutError("the request's deadline has passed")
-        return super().acquire(timeout=bound)
+        return _Borrowed(self, bound)
 
 
 async def close_pool(pool: Pool, timeout_seconds: float) -> None:

@@ -13,12 +13,17 @@ from shared.web.problems import Problem
 log = logging.getLogger(__name__)
 
 # Failures of reaching the server, as opposed to errors in what was asked of it.
+# InternalClientError: asyncpg's protocol left mid-message by a session the server ended
+# (asyncpg#784); the pool closes that connection (shared.db.pool), the next try gets a new one.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
 
@@ -31,6 +36,7 @@ DATABASE_OUTAGE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
     ConnectionRefusedError,
     ConnectionResetError,
 )
