@@ -31,6 +31,33 @@ class Outcome:
     note: str = ""
 
 
+async def _stages(stack: Stack, kept: list[str]) -> dict[str, int]:
+    """How far the kept orders got, stage by stage: which process a stuck pipeline stopped in."""
+    orders = await fetch(
+        stack.orders_database_url,
+        """
+        SELECT count(*) FILTER (WHERE o.status = 'notified') AS notified,
+               count(*) FILTER (WHERE x.published_at IS NULL) AS unpublished
+        FROM orders o JOIN outbox x ON x.aggregate_id = o.id
+        WHERE o.id = ANY($1::uuid[])
+        """,
+        kept,
+    )
+    recorded = await fetch(
+        stack.notifier_database_url,
+        "SELECT count(DISTINCT order_id) AS n FROM notifications WHERE order_id = ANY($1::uuid[])",
+        kept,
+    )
+    emailed = {email["X-Dozen-Order-Id"] for email in stack.mailbox.received()}
+    return {
+        "kept": len(kept),
+        "outbox unpublished (relay)": int(orders[0]["unpublished"]),
+        "emailed (notifier)": len(emailed.intersection(kept)),
+        "recorded (notifier)": int(recorded[0]["n"]),
+        "notified (orders worker)": int(orders[0]["notified"]),
+    }
+
+
 def record(outcome: Outcome, note: str = "") -> Outcome:
     """Put ``outcome`` in the run's table, with what else the scenario measured."""
     noted = replace(outcome, note=note)
@@ -57,9 +84,22 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
         )
         return True if int(rows[0]["n"]) == len(kept) else None
 
-    await eventually(
-        all_notified, timeout_seconds=RECOVERY_TIMEOUT_SECONDS, interval_seconds=0.25, description=f"{scenario} drained"
-    )
+    try:
+        await eventually(
+            all_notified,
+            timeout_seconds=RECOVERY_TIMEOUT_SECONDS,
+            interval_seconds=0.25,
+            description=f"{scenario} drained",
+        )
+    except AssertionError as stuck:
+        complaints = {
+            name: [record for record in process.records if record.get("level") in {"warning", "error", "critical"}][-5:]
+            for name, process in stack.processes.items()
+        }
+        raise AssertionError(
+            f"{stuck}; where the kept orders stand: {await _stages(stack, kept)}; "
+            f"each process's last warnings: {complaints}"
+        ) from None
     recovered = time.monotonic() - started
     notifications = Counter(
         str(row["order_id"]) for row in await fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")

@@ -88,9 +88,12 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
             await load.reached(len(load.acknowledged) + 100)
     outcome = record(
         await settle(stack, load, "PostgreSQL stopped ~10 s"),
-        f"an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms; readiness red",
+        f"an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms; readiness red; "
+        f"refused: {load.refused}",
     )
     assert refusal[:2] == (503, "application/problem+json")
+    # Every refusal an outage answer a client can retry on: a server that went away mid-statement included.
+    assert set(load.refused) == {"HTTP 503"}, load.refused
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome
 
