@@ -3,8 +3,13 @@ nothing is done twice, and the system drains by itself."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
 import pytest
 
+from shared.testing import eventually, fetchval
 from tests.stack import Stack
 
 from .invariants import record, settle
@@ -19,10 +24,51 @@ BEFORE, AFTER = 100, 100
 async def test_kill_9_and_restart_loses_and_duplicates_nothing(stack: Stack, process: str) -> None:
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(BEFORE, within=30)
-        await stack.kill_and_restart(process)
+        async with _mid_batch(stack, process) as when:
+            await stack.kill_and_restart(process)
         load.fault_over()
         resumed = len(load.acknowledged)
         await load.reached(resumed + AFTER)
-    outcome = record(await settle(stack, load, f"kill -9 {process}, restart"))
+    outcome = record(await settle(stack, load, f"kill -9 {process}, restart"), when)
     assert outcome.lost == 0, outcome
     assert outcome.duplicated == 0, outcome
+
+
+@asynccontextmanager
+async def _mid_batch(stack: Stack, process: str) -> AsyncIterator[str]:
+    """For the consumers, hold a batch half done until the block ends, so the kill lands in
+    it: the notifier with emails on the wire, the orders worker with its transaction open.
+    Gives what the kill interrupted."""
+    if process == "notifier":
+        stack.mailbox.delay_seconds = 0.5
+        try:
+            await eventually(
+                lambda: stack.mailbox.in_progress >= 2, timeout_seconds=30, description="a batch's emails on the wire"
+            )
+            yield f"killed with {stack.mailbox.in_progress} emails of a batch on the wire, none recorded"
+        finally:
+            stack.mailbox.delay_seconds = 0.0
+    elif process == "orders-worker":
+        # Only the worker writes the inbox: locked, its batch waits mid-transaction.
+        holder = await asyncpg.connect(stack.orders_database_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
+                await eventually(
+                    lambda: _worker_waiting_on_the_lock(stack),
+                    timeout_seconds=30,
+                    description="the worker's batch waiting",
+                )
+                yield "killed with a batch's transaction open, waiting on a lock"
+        finally:
+            await holder.close()
+    else:
+        yield ""
+
+
+async def _worker_waiting_on_the_lock(stack: Stack) -> bool | None:
+    waiting = await fetchval(
+        stack.orders_database_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return True if waiting else None

@@ -25,6 +25,8 @@ class SmtpSink:
         self._refused_mailboxes: dict[str, str] = {}
         # How long each message takes to be accepted: a slow server, not synchronisation.
         self.delay_seconds = 0.0
+        # Messages whose DATA has arrived but which are not answered yet.
+        self.in_progress = 0
         # The client end (host, port) of each SMTP connection that delivered: one per session.
         self.peers: set[tuple[str, int]] = set()
         self.port = free_port()
@@ -86,6 +88,13 @@ class SmtpSink:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.in_progress += 1
+        try:
+            return await self._answer(session, envelope)
+        finally:
+            self.in_progress -= 1
+
+    async def _answer(self, session: Any, envelope: Any) -> str:
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         with self._lock:
