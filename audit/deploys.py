@@ -30,7 +30,7 @@ from honcho.environ import parse_procfile
 from gateway.settings import WebSettings as GatewayWeb
 from notifier.settings import DatabaseSettings as NotifierDatabase
 from notifier.settings import WorkerSettings as NotifierWorker
-from orders.settings import OrdersSettings
+from orders.settings import DatabaseSettings as OrdersDatabase
 from orders.settings import RelaySettings as OrdersRelay
 from orders.settings import WebSettings as OrdersWeb
 from orders.settings import WorkerSettings as OrdersWorker
@@ -46,7 +46,7 @@ PROCESS_SETTINGS: dict[tuple[str, str], type[ServiceSettings]] = {
     ("orders", "web"): OrdersWeb,
     ("orders", "relay"): OrdersRelay,
     ("orders", "worker"): OrdersWorker,
-    ("orders", "migrate"): OrdersSettings,
+    ("orders", "migrate"): OrdersDatabase,
     ("notifier", "worker"): NotifierWorker,
     ("notifier", "migrate"): NotifierDatabase,
 }

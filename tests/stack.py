@@ -241,7 +241,7 @@ def process_commands(
         "ORDERS_AMQP_URL": amqp_url,
         "ORDERS_EVENTS_EXCHANGE": orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": notifier_exchange,
-        "ORDERS_NOTIFICATIONS_QUEUE": names("orders.notification-sent"),
+        "ORDERS_QUEUE": names("orders.notification-sent"),
     }
     notifier_env = {
         "NOTIFIER_DATABASE_URL": notifier_database_url,

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from shared.config import ServiceSettings
-from shared.messaging import BatchHandler, amqp_connection, each, queue_consumer
+from shared.messaging import BatchHandler, ConsumerSettings, amqp_connection, each, queue_consumer
 from shared.testing import eventually
 from shared.testing.amqp import AmqpNames
 from shared.web import create_base_app
@@ -39,13 +39,19 @@ async def test_worker_app_consumes_reports_readiness_and_stops_with_the_app(
     app.cleanup_ctx.append(
         queue_consumer(
             AMQP,
-            queue_name=topology.queue,
+            ConsumerSettings(
+                amqp_url=amqp_url,
+                queue=topology.queue,
+                prefetch_count=5,
+                batch_linger_seconds=0.01,
+                max_attempts=FAST_RETRIES.max_attempts,
+                first_backoff_seconds=FAST_RETRIES.first_backoff_seconds,
+                max_backoff_seconds=FAST_RETRIES.max_backoff_seconds,
+            ),
             exchange_name=topology.exchange,
             routing_keys=[ROUTING_KEY],
             handler_factory=handler_factory,
-            retry=FAST_RETRIES,
-            prefetch_count=5,
-            linger_seconds=0.01,
+            transient=(),
             stop_timeout_seconds=5,
         )
     )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from orders.models import OrderLine, PlaceOrder
 from orders.repository import place_order
 from shared.db import Pool
-from shared.events import OrderCreatedV1
+from shared.events import NotificationSentV1, OrderCreatedV1, encode, new_event
 from shared.messaging import declare_event_exchange
 from shared.testing import fetchval
 
@@ -59,3 +61,16 @@ async def place_orders(pool: Pool, count: int, customer_id: str = "alice") -> No
             items=(OrderLine(sku="SKU-1", quantity=1 + number % 3, unit_price_cents=100),),
         )
         await place_order(pool, request, idempotency_key=f"key-{number}", event_source="/test", trace_context={})
+
+
+def notification_sent(order_id: UUID, event_id: UUID | None = None) -> bytes:
+    """The body of a NotificationSent for ``order_id``, as the notifier publishes it."""
+    data = NotificationSentV1(
+        notification_id=uuid4(),
+        order_id=order_id,
+        customer_id="alice",
+        channel="email",
+        message_id="<m@dozen>",
+        sent_at=datetime.now(UTC),
+    )
+    return encode(new_event(data, source="/dozen/notifier", event_id=event_id or uuid4()))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
+from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
+from shared.events import CONTENT_TYPE, NotificationSentV1
+from shared.messaging import Publisher, declare_event_exchange, open_confirming_channel
 from shared.testing import ServiceProcess, eventually, fetchval, free_port, wait_until_ready
 
-from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, place_orders
+from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, notification_sent, place_orders
 
 
 def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
@@ -21,7 +26,7 @@ def environment(database_url: str, amqp_url: str, names: Names, port: int, **ext
         "ORDERS_PORT": str(port),
         "ORDERS_EVENTS_EXCHANGE": names.orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": names.notifier_exchange,
-        "ORDERS_NOTIFICATIONS_QUEUE": names.notification_queue,
+        "ORDERS_QUEUE": names.notification_queue,
         **extra,
     }
 
@@ -62,15 +67,71 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
         ("web", ["ORDERS_DATABASE_URL", "ORDERS_PORT"]),
         ("relay", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
         ("worker", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
+        ("dlq list", ["ORDERS_AMQP_URL"]),
     ],
 )
 async def test_empty_environment_lists_every_missing_variable_and_exits_78(command: str, missing: list[str]) -> None:
-    process = ServiceProcess([ORDERS_SCRIPT, command], env={})
+    process = ServiceProcess([ORDERS_SCRIPT, *command.split()], env={})
     await process.start()
 
     assert await process.wait(timeout_seconds=30) == 78
-    assert process.stderr_lines[:-1] == [f"config error: {name}: required but not set" for name in missing]
+    assert sorted(process.stderr_lines[:-1]) == sorted(
+        f"config error: {name}: required but not set" for name in missing
+    )
     assert process.lines == []
+
+
+async def test_dlq_list_shows_a_parked_notification_and_replay_delivers_it_after_the_fix(
+    orders_database_url: str, amqp_url: str, names: Names, amqp: AbstractRobustConnection
+) -> None:
+    port = free_port()
+    env = environment(orders_database_url, amqp_url, names, port)
+    worker = ServiceProcess([ORDERS_SCRIPT, "worker"], env=env)
+    await worker.start()
+    try:
+        await wait_until_ready(port, what="orders worker", process=worker)
+        lost_order = uuid4()  # an order this database does not have, say restored from a backup later
+        channel = await open_confirming_channel(amqp)
+        notifier = Publisher(await declare_event_exchange(channel, names.notifier_exchange), confirm_timeout_seconds=5)
+        await notifier.publish(
+            NotificationSentV1.event_type, notification_sent(lost_order), message_id="n-1", content_type=CONTENT_TYPE
+        )
+
+        async def listed() -> list[dict[str, Any]]:
+            process = await _one_off(env, "dlq", "list")
+            return [json.loads(line)["dead_letter"] for line in process.lines if '"dead_letter"' in line]
+
+        async def parked() -> list[dict[str, Any]] | None:
+            return await listed() or None
+
+        [entry] = await eventually(parked, description="the notification parked")
+        assert entry["message_id"] == "n-1"
+        assert str(entry["reason"]).startswith(f"unprocessable: no order {lost_order}")
+        assert await listed() == [entry], "listing must not remove anything"
+
+        async with asyncpg.create_pool(orders_database_url, min_size=1, max_size=1) as pool:
+            await place_orders(pool, 1)
+            await pool.execute("UPDATE orders SET id = $1", lost_order)  # the fix: the order is back
+        replay = await _one_off(env, "dlq", "replay")
+        [done] = [record for record in replay.records if record.get("message") == "replay done"]
+        assert done["replayed"] == 1
+
+        await eventually(
+            lambda: fetchval(orders_database_url, "SELECT status = 'notified' FROM orders"),
+            description="the order notified after the replay",
+        )
+        assert await listed() == []
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait(timeout_seconds=20)
+        await worker.stop()
+
+
+async def _one_off(env: dict[str, str], *command: str) -> ServiceProcess:
+    process = ServiceProcess([ORDERS_SCRIPT, *command], env=env)
+    await process.start()
+    assert await process.wait(timeout_seconds=30) == 0, process.output()
+    return process
 
 
 async def test_relay_killed_mid_batch_publishes_at_least_once_after_restart(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -16,7 +15,7 @@ from prometheus_client import REGISTRY
 from orders.settings import WorkerSettings
 from orders.worker import create_worker_app
 from shared.db import Pool
-from shared.events import CONTENT_TYPE, NotificationSentV1, encode, new_event
+from shared.events import CONTENT_TYPE, NotificationSentV1
 from shared.messaging import (
     REASON_HEADER,
     Publisher,
@@ -27,7 +26,7 @@ from shared.messaging import (
 from shared.messaging.acks import Acknowledgements
 from shared.testing import eventually, fetchval
 
-from .support import Names, place_orders
+from .support import Names, notification_sent, place_orders
 
 
 @pytest.fixture
@@ -46,10 +45,10 @@ def worker_settings(orders_database_url: str, amqp_url: str, names: Names) -> Wo
         amqp_url=amqp_url,
         port=1,
         notifications_exchange=names.notifier_exchange,
-        notifications_queue=names.notification_queue,
-        worker_max_attempts=2,
-        worker_first_backoff_seconds=0.01,
-        worker_max_backoff_seconds=0.02,
+        queue=names.notification_queue,
+        max_attempts=2,
+        first_backoff_seconds=0.01,
+        max_backoff_seconds=0.02,
         shutdown_timeout_seconds=0.5,
     )
 
@@ -66,18 +65,6 @@ async def notifier(amqp: AbstractRobustConnection, names: Names) -> Publisher:
     """Publishes as the notifier would, onto its own exchange."""
     channel = await open_confirming_channel(amqp)
     return Publisher(await declare_event_exchange(channel, names.notifier_exchange), confirm_timeout_seconds=5)
-
-
-def notification_sent(order_id: UUID, event_id: UUID | None = None) -> bytes:
-    data = NotificationSentV1(
-        notification_id=uuid4(),
-        order_id=order_id,
-        customer_id="alice",
-        channel="email",
-        message_id="<m@dozen>",
-        sent_at=datetime.now(UTC),
-    )
-    return encode(new_event(data, source="/dozen/notifier", event_id=event_id or uuid4()))
 
 
 def handled(queue: str, outcome: str) -> float:
@@ -104,7 +91,7 @@ async def test_redelivered_event_changes_nothing(
 ) -> None:
     event_id = uuid4()
     body = notification_sent(order_id, event_id)
-    queue = worker.notifications_queue
+    queue = worker.queue
     await send(notifier, body, str(event_id))
     await eventually(lambda: handled(queue, "acked") == 1, description="first delivery handled")
     notified_at = await fetchval(orders_database_url, "SELECT notified_at FROM orders")
@@ -138,7 +125,7 @@ async def test_poison_is_dead_lettered_with_its_reason(
 ) -> None:
     await send(notifier, body, "poison")
     channel = await amqp.channel()
-    dead_letters = await channel.declare_queue(dead_letter_names(worker.notifications_queue)[1], passive=True)
+    dead_letters = await channel.declare_queue(dead_letter_names(worker.queue)[1], passive=True)
 
     dead = await eventually(lambda: dead_letters.get(no_ack=True, fail=False), description="dead letter")
 
@@ -173,12 +160,12 @@ async def test_a_batch_committed_but_never_acked_is_redelivered_and_changes_noth
     notified_at = await fetchval(orders_database_url, "SELECT array_agg(notified_at ORDER BY id) FROM orders")
     duplicates = {"event_type": NotificationSentV1.event_type}
     duplicates_before = REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) or 0
-    acked_before = handled(settings.notifications_queue, "acked")
+    acked_before = handled(settings.queue, "acked")
 
     # The process is gone, nothing acked: the broker redelivers all three, to a new process.
     async with TestServer(create_worker_app(settings)):
         await eventually(
-            lambda: handled(settings.notifications_queue, "acked") == acked_before + 3,
+            lambda: handled(settings.queue, "acked") == acked_before + 3,
             description="the redeliveries acked",
         )
 

@@ -14,7 +14,6 @@ from notifier.settings import WorkerSettings
 from shared.db import DATABASE_OUTAGE, pool_for
 from shared.messaging import (
     Publisher,
-    RetryPolicy,
     amqp_connection,
     declare_event_exchange,
     open_confirming_channel,
@@ -60,18 +59,11 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
     app.cleanup_ctx.append(
         queue_consumer(
             AMQP,
-            queue_name=settings.queue,
+            settings,
             exchange_name=settings.orders_exchange,
             routing_keys=[CONSUMED_EVENT.event_type],
             handler_factory=order_created_handler,
-            retry=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                first_backoff_seconds=settings.first_backoff_seconds,
-                max_backoff_seconds=settings.max_backoff_seconds,
-                transient=DATABASE_OUTAGE,
-            ),
-            prefetch_count=settings.prefetch_count,
-            linger_seconds=settings.batch_linger_seconds,
+            transient=DATABASE_OUTAGE,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,
         )
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from notifier.mail import Sender
-from shared.config import AmqpUrl, Port, ServiceSettings, SmtpUrl
+from shared import messaging
+from shared.config import Port, ServiceSettings, SmtpUrl
 from shared.db import PostgresSettings
 
 
@@ -17,14 +18,13 @@ class DatabaseSettings(NotifierSettings, PostgresSettings):
     """`notifier migrate`, and the worker."""
 
 
-class QueueSettings(NotifierSettings):
+class QueueSettings(NotifierSettings, messaging.QueueSettings):
     """`notifier dlq …`, and the worker."""
 
-    amqp_url: AmqpUrl
     queue: str = Field("notifier.order-created", min_length=1)
 
 
-class WorkerSettings(DatabaseSettings, QueueSettings):
+class WorkerSettings(DatabaseSettings, QueueSettings, messaging.ConsumerSettings):
     port: Port
     smtp_url: SmtpUrl
     smtp_timeout_seconds: float = Field(10.0, gt=0)
@@ -37,14 +37,6 @@ class WorkerSettings(DatabaseSettings, QueueSettings):
     orders_exchange: str = Field("orders.events", min_length=1)
     events_exchange: str = Field("notifier.events", min_length=1)
     publish_confirm_timeout_seconds: float = Field(5.0, gt=0)
-    # Deliveries in flight, and the most one batch (one transaction, one ack frame) carries.
-    prefetch_count: int = Field(100, ge=1, le=1000)
-    # How long a batch waits after its first delivery for more: a little latency for a lot
-    # less work per message under load (measured by `make bench`).
-    batch_linger_seconds: float = Field(0.025, ge=0, le=1)
-    max_attempts: int = Field(5, ge=1, le=100)
-    first_backoff_seconds: float = Field(0.5, gt=0)
-    max_backoff_seconds: float = Field(30.0, gt=0)
 
     @field_validator("mail_from")
     @classmethod

@@ -10,14 +10,14 @@ from aiohttp import web
 from orders.keys import DB_POOL, PLACER, WEB_SETTINGS
 from orders.repository import Placed, Placement, place_orders
 from orders.routes import EVENT_SOURCE, routes
-from orders.settings import OrdersSettings, WebSettings
+from orders.settings import DatabaseSettings, WebSettings
 from shared.batching import Coalescer
 from shared.db import database_unavailable_middleware, pool_for
 from shared.web import CleanupContext, FixedLimit, create_base_app
 from shared.web.admission import deadline
 
 
-def database(settings: OrdersSettings) -> CleanupContext:
+def database(settings: DatabaseSettings) -> CleanupContext:
     return pool_for(DB_POOL, settings)
 
 

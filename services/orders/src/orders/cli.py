@@ -10,9 +10,10 @@ import uuid
 
 import asyncpg
 
-from orders.settings import OrdersSettings, RelaySettings, WebSettings, WorkerSettings
+from orders.settings import DatabaseSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
+from shared.messaging.dlq_command import add_dlq_commands
 from shared.process import running
 from shared.web import InternalAccessLogger, run
 
@@ -21,7 +22,7 @@ log = logging.getLogger("orders")
 
 def migrate(arguments: argparse.Namespace) -> None:
     """One-off: apply the service's SQL migrations, then exit (factor XII)."""
-    settings = load_settings(OrdersSettings)
+    settings = load_settings(DatabaseSettings)
     with running(settings):
         db.migrate(settings.database_url.get_secret_value(), "orders", create_database=arguments.create_database)
 
@@ -31,7 +32,7 @@ def outbox_redrive(arguments: argparse.Namespace) -> None:
     from orders.outbox import NotRedrivable, redrive  # noqa: PLC0415
     from shared.events import OrderCreatedV1  # noqa: PLC0415
 
-    settings = load_settings(OrdersSettings)
+    settings = load_settings(DatabaseSettings)
 
     async def run() -> list[dict[str, str]]:
         async with asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1) as pool:
@@ -130,5 +131,6 @@ def main(argv: list[str] | None = None) -> None:
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     redrive.add_argument("--dry-run", action="store_true", help="list what would be re-driven; change nothing")
     redrive.set_defaults(run=outbox_redrive)
+    add_dlq_commands(commands, QueueSettings)
     arguments = parser.parse_args(argv)
     arguments.run(arguments)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared import messaging
 from shared.config import AmqpUrl, Port, ServiceSettings
 from shared.db import PostgresSettings
 
 
-class OrdersSettings(ServiceSettings, PostgresSettings, env_prefix="ORDERS_"):
-    """Read by every process type, the one-off migrate included: all of them use the database."""
-
+class OrdersSettings(ServiceSettings, env_prefix="ORDERS_"):
     service_name = "orders"
 
 
-class WebSettings(OrdersSettings):
+class DatabaseSettings(OrdersSettings, PostgresSettings):
+    """Every process type, and the one-offs migrate and outbox redrive: all of them use the database."""
+
+
+class QueueSettings(OrdersSettings, messaging.QueueSettings):
+    """`orders dlq …`, and the worker."""
+
+    queue: str = Field("orders.notification-sent", min_length=1)
+
+
+class WebSettings(DatabaseSettings):
     port: Port
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     # Requests worked on at once; the next is refused at once (503, Retry-After) instead of
@@ -22,7 +31,7 @@ class WebSettings(OrdersSettings):
     max_in_flight: int = Field(64, ge=1, le=10_000)
 
 
-class MessagingSettings(OrdersSettings):
+class MessagingSettings(DatabaseSettings):
     """Common to the processes that talk to RabbitMQ; they serve only a management port."""
 
     amqp_url: AmqpUrl
@@ -40,13 +49,8 @@ class RelaySettings(MessagingSettings):
     relay_metrics_interval_seconds: float = Field(1.0, gt=0)
 
 
-class WorkerSettings(MessagingSettings):
+class WorkerSettings(MessagingSettings, QueueSettings, messaging.ConsumerSettings):
     notifications_exchange: str = Field("notifier.events", min_length=1)
-    notifications_queue: str = Field("orders.notification-sent", min_length=1)
-    # Deliveries in flight, and the most one batch (one statement, one ack frame) carries.
-    worker_prefetch_count: int = Field(100, ge=1, le=1000)
-    # How long a batch waits after its first delivery for more.
-    worker_batch_linger_seconds: float = Field(0.025, ge=0, le=1)
-    worker_max_attempts: int = Field(5, ge=1, le=100)
-    worker_first_backoff_seconds: float = Field(0.2, gt=0)
-    worker_max_backoff_seconds: float = Field(10.0, gt=0)
+    # Its handler needs only this service's own database, back long before a mail server.
+    first_backoff_seconds: float = Field(0.2, gt=0)
+    max_backoff_seconds: float = Field(10.0, gt=0)

@@ -9,7 +9,7 @@ from orders.keys import AMQP, WORKER_SETTINGS
 from orders.messaging import CONSUMED_EVENT, notification_handler
 from orders.settings import WorkerSettings
 from shared.db import DATABASE_OUTAGE
-from shared.messaging import RetryPolicy, amqp_connection, queue_consumer
+from shared.messaging import amqp_connection, queue_consumer
 from shared.web import create_base_app
 
 
@@ -22,18 +22,11 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
     app.cleanup_ctx.append(
         queue_consumer(
             AMQP,
-            queue_name=settings.notifications_queue,
+            settings,
             exchange_name=settings.notifications_exchange,
             routing_keys=[CONSUMED_EVENT.event_type],
             handler_factory=notification_handler,
-            retry=RetryPolicy(
-                max_attempts=settings.worker_max_attempts,
-                first_backoff_seconds=settings.worker_first_backoff_seconds,
-                max_backoff_seconds=settings.worker_max_backoff_seconds,
-                transient=DATABASE_OUTAGE,
-            ),
-            prefetch_count=settings.worker_prefetch_count,
-            linger_seconds=settings.worker_batch_linger_seconds,
+            transient=DATABASE_OUTAGE,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,
         )
     )

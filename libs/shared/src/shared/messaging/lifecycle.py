@@ -16,7 +16,7 @@ from shared.messaging.connection import connect
 from shared.messaging.consumer import Consumer
 from shared.messaging.delivery import BatchHandler
 from shared.messaging.metrics import QUEUE_MESSAGES
-from shared.messaging.retry import RetryPolicy
+from shared.messaging.settings import ConsumerSettings
 from shared.messaging.topology import dead_letter_names, declare_consumer_queue
 from shared.web.app import READINESS, CleanupContext
 
@@ -71,22 +71,23 @@ def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, conn
 
 def queue_consumer(
     connection_key: web.AppKey[AbstractRobustConnection],
+    settings: ConsumerSettings,
     *,
-    queue_name: str,
     exchange_name: str,
     routing_keys: Iterable[str],
     handler_factory: Callable[[web.Application], BatchHandler],
-    retry: RetryPolicy,
-    prefetch_count: int,
-    linger_seconds: float,
+    transient: tuple[type[BaseException], ...],
     stop_timeout_seconds: float,
 ) -> CleanupContext:
-    """Consume ``queue_name`` for as long as the app runs, in batches of up to ``prefetch_count``
-    deliveries gathered for at most ``linger_seconds``; stop gracefully when it shuts down.
+    """Consume the settings' queue, bound to ``exchange_name``, for as long as the app runs: in
+    batches of up to its prefetch count gathered for at most its linger, retrying failures as it
+    says (``transient`` ones without counting them); stop gracefully when the app shuts down.
 
-    Must come after the connection (and whatever the handler uses) in ``cleanup_ctx``,
-    so that it stops before they close.
+    The one wiring of every consumer process. Must come after the connection (and whatever
+    the handler uses) in ``cleanup_ctx``, so that it stops before they close.
     """
+    queue_name, prefetch_count = settings.queue, settings.prefetch_count
+    retry = settings.retry_policy(transient=transient)
     routing_keys = tuple(routing_keys)
 
     @asynccontextmanager
@@ -103,7 +104,7 @@ def queue_consumer(
             handler=handler_factory(app),
             retry=retry,
             max_batch=prefetch_count,
-            linger_seconds=linger_seconds,
+            linger_seconds=settings.batch_linger_seconds,
         )
         await consumer.start()
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})

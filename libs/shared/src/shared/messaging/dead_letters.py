@@ -1,4 +1,4 @@
-"""One-off admin commands on the worker's dead-letter queue: list, and replay after a fix."""
+"""A consumer's dead-letter queue, for the ``dlq`` one-offs of every service: list, and replay after a fix."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import aio_pika
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from shared.messaging import (
+from shared.messaging.consumer import (
     ATTEMPTS_HEADER,
     ORIGINAL_EXCHANGE_HEADER,
     ORIGINAL_QUEUE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
-    Publisher,
-    dead_letter_names,
 )
+from shared.messaging.publisher import Publisher
+from shared.messaging.topology import dead_letter_names
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,14 @@ _DEAD_LETTER_HEADERS = (
 
 
 class NoDeadLetterQueue(LookupError):
-    """The dead-letter queue does not exist: wrong NOTIFIER_QUEUE, or no worker ever started."""
+    """The dead-letter queue does not exist: the queue's name is wrong, or no worker ever started."""
 
 
 @asynccontextmanager
-async def dead_letter_queue(amqp_url: str, queue: str) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
-    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": "notifier-dlq"})
+async def dead_letter_queue(
+    amqp_url: str, queue: str, *, connection_name: str
+) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue]]:
+    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": connection_name})
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         name = dead_letter_names(queue)[1]
@@ -54,9 +56,7 @@ async def dead_letter_queue(amqp_url: str, queue: str) -> AsyncIterator[tuple[Ab
             dlq = await channel.declare_queue(name, passive=True)
         except aio_pika.exceptions.ChannelNotFoundEntity:
             # Passive: an admin command must never create the worker's topology by itself.
-            raise NoDeadLetterQueue(
-                f"no dead-letter queue {name!r}: is NOTIFIER_QUEUE right, and has the worker run once?"
-            ) from None
+            raise NoDeadLetterQueue(f"no dead-letter queue {name!r}") from None
         yield channel, dlq
     finally:
         await connection.close()
@@ -80,20 +80,20 @@ def _broker_reason(headers: dict[str, Any]) -> str | None:
     return f"broker: {reason}" if reason else None
 
 
-async def list_dead_letters(amqp_url: str, queue: str, limit: int) -> list[dict[str, Any]]:
+async def list_dead_letters(amqp_url: str, queue: str, limit: int, *, connection_name: str) -> list[dict[str, Any]]:
     """Look without taking: the deliveries are never acked, so closing returns them all."""
-    async with dead_letter_queue(amqp_url, queue) as (_, dlq):
+    async with dead_letter_queue(amqp_url, queue, connection_name=connection_name) as (_, dlq):
         found: list[dict[str, Any]] = []
         while len(found) < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
             found.append(describe(message))
         return found
 
 
-async def replay_dead_letters(amqp_url: str, queue: str, limit: int) -> int:
+async def replay_dead_letters(amqp_url: str, queue: str, limit: int, *, connection_name: str) -> int:
     """Move up to ``limit`` messages back onto ``queue`` itself (not the topic exchange, so
     no other consumer sees them twice); each leaves the DLQ only once the broker confirmed it."""
     replayed = 0
-    async with dead_letter_queue(amqp_url, queue) as (channel, dlq):
+    async with dead_letter_queue(amqp_url, queue, connection_name=connection_name) as (channel, dlq):
         # Only what was parked when the replay began: a message still failing comes back to
         # the tail meanwhile, and must not be replayed round and round.
         limit = min(limit, dlq.declaration_result.message_count or 0)
