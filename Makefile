@@ -66,7 +66,7 @@ test-e2e: ## Every process type as a real process: 200 orders through the gatewa
 .PHONY: test-faults
 test-faults: ## Twelve fault scenarios under steady load (kills, outages, rolling restart, poison, SMTP, network), then their table
 	uv sync --locked --all-packages --quiet
-	uv run --no-sync pytest tests/faults $(PYTEST_ARGS)
+	uv run --no-sync pytest tests/faults --verbose $(PYTEST_ARGS)
 
 .PHONY: audit
 audit: ## Every factor checked on the files, the deploys and the running system (PASS/FAIL, evidence, JSON in reports/audit/); needs TEST_* URLs and strace

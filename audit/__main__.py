@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from audit import progress
 from audit.deploys import ROOT, SERVICES
 from audit.runtime import RUNTIME_FACTORS, run_runtime
 from audit.scorecard import FACTORS, as_json, evidence, merged, table
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     only = set(arguments.factor) if arguments.factor else None
     began = time.monotonic()
 
+    progress.step("the files and every deploy (static checks)")
     verdicts = run_static(ROOT, only)
     if only is None or "X" in only:
+        progress.step("backing-service versions across the deploys (X)")
         verdicts += parity(ROOT)
     skipped = []
     if arguments.static_only:

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from audit import progress
 from audit.deploys import SERVICES
 from audit.observe import ObservationUnavailable, ObservedProcess
 from audit.release import ReleaseUnavailable
@@ -37,14 +38,14 @@ async def _arrivals(system: AuditedSystem, findings: Findings) -> None:
 
 
 # In order; each names the factors it informs, so --factor runs only what it needs.
-STEPS: list[tuple[tuple[str, ...], Step]] = [
-    (("V", "VII"), _arrivals),
-    (("VIII", "VII", "V"), check_concurrency),
-    (("VI",), check_statelessness),
-    (("IX",), check_disposability),
-    (("XII",), check_admin_processes),
+STEPS: list[tuple[tuple[str, ...], str, Step]] = [
+    (("V", "VII"), "each process's ports and build", _arrivals),
+    (("VIII", "VII", "V"), "two of each process type, sharing the work", check_concurrency),
+    (("VI",), "kill -9 of each process type under load", check_statelessness),
+    (("IX",), "start to ready, and SIGTERM with work in flight", check_disposability),
+    (("XII",), "the admin one-offs repairing real state", check_admin_processes),
     # Last: it moves orders onto another database for good.
-    (("IV",), check_backing_services),
+    (("IV",), "a backing service swapped by config alone", check_backing_services),
 ]
 # Judged from what every process left, once all are down.
 RECORDED = ("V", "VI", "XI")
@@ -60,11 +61,14 @@ async def run_runtime(root: Path, environ: Mapping[str, str], only: set[str] | N
     workdir = Path(tempfile.mkdtemp(prefix="dozen-audit-"))
     try:
         try:
+            progress.step("the running system: the release built as the images are, every process started")
             async with audited_system(root, environ, workdir) as system:
                 observed, release = system.observer.processes, system.release
-                for informs, step in STEPS:
+                for informs, description, step in STEPS:
                     if any(factor in factors for factor in informs):
+                        progress.step(f"{description} ({', '.join(informs)})")
                         await _run_step(step, informs, system, findings)
+                progress.step("stopping every process")
         except (SystemUnavailable, ReleaseUnavailable, ObservationUnavailable) as error:
             _everything_failed(findings, factors, f"the system could not be run: {error}")
         except AssertionError as error:
@@ -76,6 +80,7 @@ async def run_runtime(root: Path, environ: Mapping[str, str], only: set[str] | N
                 if service in first_line:
                     findings.failed("IX", service, f"stopping the system: {first_line}")
         if release is not None and any(factor in factors for factor in RECORDED):
+            progress.step(f"what every process left: its output and the files it wrote ({', '.join(RECORDED)})")
             judge_records(observed, release, findings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
