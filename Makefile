@@ -166,10 +166,11 @@ urls: .env ## Where the demo started by `make up` answers
 
 # The workers talk only to backing services, which compose publishes on 127.0.0.1 at the very
 # URLs .env holds: one of them can leave its container and run from source in its place.
-HYBRID_PROCESSES := notifier orders-relay orders-worker
+# They are the Procfile's Dozen process types (told a port) that are not web processes.
+HYBRID_PROCESSES := $(shell sed -nE '/ web$$/d; s/^([a-z-]+): exec env [A-Z]+_PORT=.*/\1/p' Procfile)
 
 .PHONY: hybrid
-hybrid: .env ## With `make up` running: run one worker from source in place of its container (PROCESS=notifier|orders-relay|orders-worker)
+hybrid: .env ## With `make up` running: run one worker from source in place of its container (PROCESS=orders-worker, notifier, …)
 	@[[ " $(HYBRID_PROCESSES) " == *" $(PROCESS) "* ]] || { echo "usage: make hybrid PROCESS=<$(HYBRID_PROCESSES)>" >&2; exit 2; }
 	uv sync --locked --all-packages --quiet
 	$(COMPOSE) stop $(PROCESS)

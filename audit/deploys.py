@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
 import string
 import subprocess
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from honcho.environ import parse_procfile
 
 from gateway.settings import WebSettings as GatewayWeb
+from harness import procfile
 from notifier.settings import DatabaseSettings as NotifierDatabase
 from notifier.settings import WorkerSettings as NotifierWorker
 from orders.settings import DatabaseSettings as OrdersDatabase
@@ -50,17 +49,8 @@ PROCESS_SETTINGS: dict[tuple[str, str], type[ServiceSettings]] = {
     ("notifier", "worker"): NotifierWorker,
     ("notifier", "migrate"): NotifierDatabase,
 }
-# Long-running process types as the Procfile names them -> (service, command).
-PROCFILE_PROCESSES = {
-    "gateway": ("gateway", "web"),
-    "orders-web": ("orders", "web"),
-    "orders-relay": ("orders", "relay"),
-    "orders-worker": ("orders", "worker"),
-    "notifier": ("notifier", "worker"),
-}
 
 Manifest = dict[str, Any]
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class SourceUnavailable(RuntimeError):
@@ -209,16 +199,11 @@ def dotenv_processes(path: Path) -> list[Process]:
     """`make dev`: honcho runs each Procfile line with all of .env, plus what the line sets."""
     values = read_dotenv(path)
     processes = []
-    for name, line in parse_procfile((path.parent / "Procfile").read_text()).processes.items():
-        words = [word for word in shlex.split(line) if word not in {"exec", "env"}]
-        assignments = dict(word.split("=", 1) for word in words if _ASSIGNMENT.match(word))
-        executable, *arguments = [word for word in words if not _ASSIGNMENT.match(word)]
-        if executable not in SERVICES:
-            continue  # the development SMTP sink: not a Dozen process
+    for name, kind in procfile.parse((path.parent / "Procfile").read_text(), SERVICES).items():
         environment = values | {
-            variable: string.Template(value).safe_substitute(values) for variable, value in assignments.items()
+            variable: string.Template(value).safe_substitute(values) for variable, value in kind.assignments.items()
         }
-        processes.append(Process(name, executable, arguments[0], None, environment, tuple(arguments)))
+        processes.append(Process(name, kind.service, kind.command, None, environment, kind.arguments))
     # `make dev` runs the one-offs with the same .env first.
     processes += [
         Process(f"{service}-migrate", service, "migrate", None, values, ("migrate", "--create-database"))

@@ -4,7 +4,7 @@ Python, and the lockfile their dependencies come from.
 
 - local: .env (or .env.example before `make dev` made one) as honcho hands it to the Procfile;
   the servers its URLs name, asked for their versions; this checkout's .venv.
-- CI: what .ci/run runs: the end-to-end harness's environment (tests/stack.py); the servers
+- CI: what .ci/run runs: the end-to-end harness's environment (harness.stack); the servers
   at the TEST_* URLs; the uv.lock of the commit CI checks out (HEAD).
 - compose: `docker compose config` with the same .env; images as tagged; the lock hash the
   built images carry (dev.dozen.lock-hash) when they are here to inspect.
@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.stack import PORT_VARIABLES, process_commands
-
 from audit.deploys import (
     SERVICES,
     Process,
@@ -35,6 +33,8 @@ from audit.deploys import (
     resolved_compose,
 )
 from audit.versions import USES, dockerfile_python, k8s_stated_versions, server_version, version_in
+from harness.procfile import process_types
+from harness.stack import process_commands
 from shared.testing.databases import with_database
 
 ENVIRONMENTS = ("local", "CI", "compose", "k8s dev", "k8s prod")
@@ -138,7 +138,7 @@ def _backing(service: str) -> list[str]:
 
 
 def _ci_processes() -> list[Process]:
-    ports = dict.fromkeys(PORT_VARIABLES, 1)
+    ports = dict.fromkeys(process_types(), 1)
     commands = process_commands(
         orders_database_url="postgresql://ci/orders",
         notifier_database_url="postgresql://ci/notifier",

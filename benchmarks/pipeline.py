@@ -1,7 +1,7 @@
 """The whole pipeline under an open-loop arrival rate, stepped up until it no longer keeps up,
 then pushed past that (at multiples of the sustained rate) to see how it refuses.
 
-Every process type runs as its own OS process (tests/stack.py, the same start-up as the
+Every process type runs as its own OS process (harness.stack, the same start-up as the
 end-to-end tests) on fresh databases and private exchanges and queues. Orders enter through
 the gateway at a fixed rate per step, from customers each within the gateway's default rate
 limit; each step then waits until every accepted order is notified, and reports what the
@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from tests.stack import Stack, running_stack
 
+from harness.stack import Stack, running_stack
 from shared.testing.amqp import AmqpNames
 from shared.testing.databases import scratch_databases
 from shared.testing.otlp import OtlpSink

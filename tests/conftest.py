@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from harness.stack import Stack, running_stack
 from shared.testing.smtp import SmtpSink
-
-from .stack import Stack, running_stack
 
 if TYPE_CHECKING:
     # Imported by pytest through pytest_plugins below; importing it first would stop

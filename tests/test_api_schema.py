@@ -14,7 +14,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .stack import Stack
+from harness.stack import Stack
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 EXAMPLES_PER_OPERATION = 25

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from harness.procfile import process_types
+from harness.stack import Stack
 from shared.testing import ServiceProcess, eventually, free_port
-
-from .stack import Stack
 
 if TYPE_CHECKING:
     pass
@@ -42,16 +42,10 @@ async def prometheus(stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("no prometheus on PATH: install Debian's prometheus package (.ci/run does)", pytrace=False)
-    jobs = {
-        "gateway": "gateway",
-        "orders-web": "orders-web",
-        "orders-relay": "orders-relay",
-        "orders-worker": "orders-worker",
-        "notifier": "notifier",
-    }
+    # Each process type is its own job, as in deploy/prometheus.
     scrape_configs = [
-        {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[process]}"]}]}
-        for job, process in jobs.items()
+        {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[name]}"]}]}
+        for name in process_types()
     ]
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs}))

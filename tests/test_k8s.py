@@ -10,6 +10,8 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 from audit.deploys import Manifest, SourceUnavailable, k8s_processes, of_kind, rendered_overlay
 
+from harness.procfile import process_types
+
 from .config_contract import PROCESS_SETTINGS, assert_environment_accepted
 
 # The oldest Kubernetes minor still supported upstream when this was written; strict mode
@@ -41,7 +43,7 @@ def test_every_object_validates_strictly(manifests: list[Manifest]) -> None:
 
 def test_a_deployment_per_process_type_and_a_migration_job_per_database(manifests: list[Manifest]) -> None:
     deployments = of_kind(manifests, "Deployment")
-    assert set(deployments) == {"gateway", "orders-web", "orders-relay", "orders-worker", "notifier"}
+    assert set(deployments) == set(process_types())
     jobs = of_kind(manifests, "Job")
     assert {name: job["spec"]["template"]["spec"]["containers"][0]["args"][0] for name, job in jobs.items()} == {
         "orders-migrate": "migrate",

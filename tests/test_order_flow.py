@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from harness.stack import Stack
 from shared.testing import eventually, fetch
 
 from .conftest import FIGURES
-from .stack import Stack
 
 if TYPE_CHECKING:
     pass

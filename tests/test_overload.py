@@ -11,9 +11,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from harness.stack import Stack
 from shared.testing import eventually, fetchval
-
-from .stack import Stack
 
 BODY = {"currency": "EUR", "items": [{"sku": "BUSY-1", "quantity": 1, "unit_price_cents": 300}]}
 HELD = 2

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from harness.stack import Stack
 from shared.testing import eventually
 from shared.testing.otlp import OtlpReceiver, ReceivedSpan
-
-from .stack import Stack
 
 if TYPE_CHECKING:
     pass

@@ -72,7 +72,7 @@ async def run_runtime(root: Path, environ: Mapping[str, str], only: set[str] | N
         except (SystemUnavailable, ReleaseUnavailable, ObservationUnavailable) as error:
             _everything_failed(findings, factors, f"the system could not be run: {error}")
         except AssertionError as error:
-            # tests.stack asserts: every one-off at start-up and every SIGTERM at the end exits 0.
+            # harness.stack asserts: every one-off at start-up and every SIGTERM at the end exits 0.
             first_line = str(error).splitlines()[0]
             if release is None or not observed:
                 _everything_failed(findings, factors, f"the system could not be started: {first_line}")

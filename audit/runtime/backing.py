@@ -14,6 +14,7 @@ from audit.observe import changed_variables
 from audit.runtime.findings import Findings
 from audit.runtime.probes import place_order, wait_notified
 from audit.runtime.system import AuditedSystem
+from harness.procfile import of_service
 from shared.testing import fetch
 
 RATE_LIMIT_KEY = "dozen:gateway:rate:{customer}"
@@ -44,7 +45,7 @@ async def _orders_database(system: AuditedSystem, findings: Findings) -> None:
     if await migrate.wait(timeout_seconds=60) != 0:
         raise RuntimeError(f"orders migrate on the second database failed: {migrate.output()}")
     problems = []
-    for name in ("orders-web", "orders-relay", "orders-worker"):
+    for name in of_service("orders"):
         problems += only(variable, await swapped(system, name, {variable: spare}))
     placed = await place_order(stack.gateway_url, await stack.token("audit-iv-orders"))
     order_id = str(placed.body.get("id"))

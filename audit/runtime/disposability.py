@@ -18,11 +18,11 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from audit.deploys import PROCFILE_PROCESSES
 from audit.runtime.findings import Findings
 from audit.runtime.inflight import HELD, HOLDS, InFlight
 from audit.runtime.system import AuditedSystem
 from audit.static import deploys
+from harness.procfile import process_types
 from shared.config import MAX_SHUTDOWN_BUDGET_SECONDS
 from shared.testing import ServiceProcess, eventually, free_port, is_ready
 
@@ -158,7 +158,8 @@ async def _start_and_stop_as_deployed(system: AuditedSystem, name: str) -> tuple
 
 def _judge_deployed_drains(system: AuditedSystem, findings: Findings, slowest_exit: dict[str, float]) -> None:
     """Each deploy's SHUTDOWN_DRAIN_SECONDS is a wait it adds before the listener closes."""
-    measured = {PROCFILE_PROCESSES[name]: seconds for name, seconds in slowest_exit.items()}
+    kinds = process_types()
+    measured = {(kinds[name].service, kinds[name].command): seconds for name, seconds in slowest_exit.items()}
     for deploy, processes in deploys(system.root).items():
         for service in {process.service for process in processes}:
             mine = [process for process in processes if (process.service, process.command) in measured]

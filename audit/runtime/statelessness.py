@@ -12,18 +12,16 @@ from collections.abc import Awaitable, Callable
 from tests.faults.invariants import Outcome, settle
 from tests.faults.load import steady_load
 
+from audit.deploys import SERVICES
 from audit.runtime.findings import Findings
 from audit.runtime.probes import place_order
 from audit.runtime.system import AuditedSystem
+from harness.procfile import of_service
 
 ORDERS_PER_SECOND = 25
 # Acknowledged orders between two kills: each kill lands mid-stream.
 BETWEEN_KILLS = 15
-KILLED = {
-    "gateway": ["gateway"],
-    "orders": ["orders-web", "orders-relay", "orders-worker"],
-    "notifier": ["notifier"],
-}
+KILLED = {service: of_service(service) for service in SERVICES}
 
 
 def nothing_lost_or_doubled(outcome: Outcome) -> list[str]:

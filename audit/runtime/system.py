@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.stack import PORT_VARIABLES, Stack, running_stack
-
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, build_release, current_release_id
+from harness.procfile import process_types
+from harness.stack import Stack, running_stack
 from shared.testing.amqp import AmqpNames
 from shared.testing.databases import scratch_databases
 from shared.testing.smtp import SmtpSink
@@ -51,7 +51,7 @@ class AuditedSystem:
 
     @staticmethod
     def port_variable(name: str) -> str:
-        return PORT_VARIABLES[name.rsplit("-", 1)[0] if name[-1].isdigit() else name]
+        return process_types()[name.rsplit("-", 1)[0] if name[-1].isdigit() else name].port_variable
 
 
 def server_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:

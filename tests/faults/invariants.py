@@ -6,8 +6,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from harness.stack import Stack
 from shared.testing import eventually, fetch
-from tests.stack import Stack
 
 from .load import Load
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from harness.stack import Stack
 from shared.testing import eventually
-from tests.stack import Stack
 
 BODY = {"currency": "EUR", "items": [{"sku": "FAULT-1", "quantity": 1, "unit_price_cents": 500}]}
 CUSTOMERS = 5

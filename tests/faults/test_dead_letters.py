@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from harness.stack import Stack
 from shared.events import OrderCreatedV1
 from shared.messaging import dead_letter_names
 from shared.testing import eventually, fetch
 from tests.faults.invariants import record, settle
 from tests.faults.load import BODY, steady_load
-from tests.stack import Stack
 
 ORDERS_PER_SECOND = 50
 POISONED_MAILBOX = "poisoned"

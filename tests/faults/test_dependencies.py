@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from harness.stack import Stack
 from shared.testing import eventually
 from tests.faults.invariants import record, settle
 from tests.faults.load import BODY, steady_load
 from tests.faults.servers import postgres_stopped, rabbitmq_stopped
-from tests.stack import Stack
 
 ORDERS_PER_SECOND = 50
 

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from harness.procfile import process_types
+from harness.stack import Stack
 from shared.testing import eventually, fetchval
-from tests.stack import Stack
 
 from .invariants import record, settle
 from .load import steady_load
@@ -20,7 +21,7 @@ ORDERS_PER_SECOND = 50
 BEFORE, AFTER = 100, 100
 
 
-@pytest.mark.parametrize("process", ["gateway", "orders-web", "orders-relay", "orders-worker", "notifier"])
+@pytest.mark.parametrize("process", list(process_types()))
 async def test_kill_9_and_restart_loses_and_duplicates_nothing(stack: Stack, process: str) -> None:
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(BEFORE, within=30)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from harness.stack import Stack
 from tests.faults.invariants import record, settle
 from tests.faults.load import steady_load
-from tests.stack import Stack
 
 ORDERS_PER_SECOND = 50
 # Orders acknowledged between one instance's restart and the next: each is back in rotation.

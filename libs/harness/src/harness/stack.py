@@ -11,20 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness.procfile import process_types
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"  # pragma: allowlist secret
-# Each process type's port variable: another instance is the same command with another port.
-PORT_VARIABLES = {
-    "gateway": "GATEWAY_PORT",
-    "orders-web": "ORDERS_PORT",
-    "orders-relay": "ORDERS_PORT",
-    "orders-worker": "ORDERS_PORT",
-    "notifier": "NOTIFIER_PORT",
-}
 # Long enough for a balancer polling readiness every 0.1 s to see it go red several times.
 DRAIN_SECONDS = "1"
 
@@ -79,7 +72,7 @@ class Stack:
         first one's), put in rotation; its name."""
         name = f"{kind}-{sum(1 for known in self.processes if known.startswith(kind)) + 1}"
         port = free_port()
-        process = self.processes[kind].twin({**(env or {}), PORT_VARIABLES[kind]: str(port)})
+        process = self.processes[kind].twin({**(env or {}), process_types()[kind].port_variable: str(port)})
         self.processes[name], self.ports[name] = process, port
         await process.start()
         await wait_until_ready(port, what=name, process=process)
@@ -158,7 +151,7 @@ async def running_stack(
     ``launch`` starts every process, one-offs included (default: this checkout's scripts).
     """
     async with AsyncExitStack() as resources:
-        ports = {name: free_port() for name in PORT_VARIABLES}
+        ports = {name: free_port() for name in process_types()}
         links: dict[str, FaultProxy] = {}
         rotations: dict[str, ReadyInstances] = {}
         if proxied_links:
@@ -232,8 +225,8 @@ def process_commands(
     names: Callable[[str], str],
     drain: bool = False,
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
-    """Each process type's command and the whole environment it is given, in start order:
-    what CI runs Dozen with (``make parity`` reads it as the CI environment)."""
+    """Each process type's command and the whole environment it is given, in start order (the
+    Procfile's): what CI runs Dozen with (``make parity`` reads it as the CI environment)."""
     orders_exchange, notifier_exchange = names("orders.events"), names("notifier.events")
     drained = {"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS} if drain else {}
     orders_env = {
@@ -254,18 +247,14 @@ def process_commands(
     gateway_env = {
         "GATEWAY_JWT_SECRET": JWT_SECRET,
         "GATEWAY_ORDERS_URL": orders_web_url,
-        "GATEWAY_PORT": str(ports["gateway"]),
         "GATEWAY_REDIS_URL": redis_url,
     }
-    # Consumers first: each declares its own queue, so nothing published meanwhile is unroutable.
-    return {
-        "orders-worker": (["orders", "worker"], orders_env | {"ORDERS_PORT": str(ports["orders-worker"])}),
-        "notifier": (["notifier", "worker"], notifier_env | {"NOTIFIER_PORT": str(ports["notifier"])}),
-        "orders-relay": (["orders", "relay"], orders_env | {"ORDERS_PORT": str(ports["orders-relay"])}),
-        "orders-web": (["orders", "web"], orders_env | _prefixed("ORDERS", drained, PORT=str(ports["orders-web"]))),
-        "gateway": (["gateway", "web"], gateway_env | _prefixed("GATEWAY", drained)),
-    }
-
-
-def _prefixed(prefix: str, variables: dict[str, str], **more: str) -> dict[str, str]:
-    return {f"{prefix}_{name}": value for name, value in (variables | more).items()}
+    service_env = {"orders": orders_env, "notifier": notifier_env, "gateway": gateway_env}
+    commands = {}
+    for name, kind in process_types().items():
+        env = service_env[kind.service] | {kind.port_variable: str(ports[name])}
+        if kind.command == "web":
+            # Web processes sit behind a balancer: they drain before they stop listening.
+            env |= {f"{kind.service.upper()}_{variable}": value for variable, value in drained.items()}
+        commands[name] = ([kind.service, *kind.arguments], env)
+    return commands

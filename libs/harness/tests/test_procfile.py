@@ -1,0 +1,55 @@
+"""The Procfile as the one list of Dozen's process types."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.procfile import ProcessType, ProcfileError, of_service, parse, process_types, services
+
+SERVICES = ("gateway", "notifier", "orders")
+
+
+def test_each_dozen_line_is_a_process_type_in_the_files_order_and_others_are_not() -> None:
+    kinds = parse(
+        "# comment\n"
+        "orders-worker: exec env ORDERS_PORT=$DEV_ORDERS_WORKER_PORT orders worker\n"
+        "smtp: exec python -m aiosmtpd --listen 127.0.0.1:$DEV_SMTP_PORT\n"
+        "gateway: exec env GATEWAY_PORT=$DEV_GATEWAY_PORT GATEWAY_LOG_LEVEL=DEBUG gateway web --flag\n",
+        SERVICES,
+    )
+
+    assert list(kinds) == ["orders-worker", "gateway"]
+    assert kinds["gateway"] == ProcessType(
+        name="gateway",
+        service="gateway",
+        arguments=("web", "--flag"),
+        port_variable="GATEWAY_PORT",
+        assignments={"GATEWAY_PORT": "$DEV_GATEWAY_PORT", "GATEWAY_LOG_LEVEL": "DEBUG"},
+    )
+    assert kinds["orders-worker"].command == "worker"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("orders-web: exec orders web", "orders-web: orders must be told its port: env ORDERS_PORT="),
+        ("orders-web: exec env NOTIFIER_PORT=1 orders web", "orders-web: orders must be told its port"),
+        ("orders-web: exec env ORDERS_PORT=1 orders", "orders-web: orders needs a command"),
+        ("smtp: exec python -m aiosmtpd", "the Procfile names none of Dozen's services"),
+    ],
+)
+def test_a_line_that_does_not_say_what_a_process_type_must_is_refused(line: str, problem: str) -> None:
+    with pytest.raises(ProcfileError, match=problem):
+        parse(line + "\n", SERVICES)
+
+
+def test_the_repositorys_procfile_runs_every_service_and_starts_consumers_before_producers() -> None:
+    kinds = process_types()
+
+    assert services() == SERVICES
+    assert {kind.service for kind in kinds.values()} == set(SERVICES)
+    assert of_service("orders") == ["orders-worker", "orders-relay", "orders-web"]
+    order = list(kinds)
+    # Each consumer declares its queue before anything is published to its exchange.
+    assert max(order.index(name) for name in order if kinds[name].command == "worker") < order.index("orders-relay")
+    assert order.index("orders-web") < order.index("gateway"), "the gateway calls orders web"
