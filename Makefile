@@ -13,13 +13,18 @@ export UV_PYTHON_DOWNLOADS ?= never
 # Images name the commit they are built from (factor V): build_info and every log line show it.
 export RELEASE_ID ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
 export GIT_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-# ... and the lockfile they were built from (checked against uv.lock by the build itself).
+# ... and the lockfile they were built from (checked against uv.lock by the build itself);
+# `make -s lock-hash` prints it for scripts (the audit's Python says the same in audit/release.py).
 export LOCK_HASH ?= $(shell sha256sum uv.lock | cut -c1-12)
 COMPOSE ?= docker compose
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: lock-hash
+lock-hash: ## Print the dependency lock hash the images are labelled with
+	@echo $(LOCK_HASH)
 
 .PHONY: install
 install: ## Create .venv with every member and the dev tools, exactly as uv.lock says

@@ -14,7 +14,6 @@ Python, and the lockfile their dependencies come from.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import platform
 import shutil
@@ -32,9 +31,11 @@ from audit.deploys import (
     read_dotenv,
     resolved_compose,
 )
+from audit.release import lock_hash_of
 from audit.versions import USES, dockerfile_python, k8s_stated_versions, server_version, version_in
 from harness.procfile import process_types
 from harness.stack import process_commands
+from shared.testing.backing_services import SERVER_URL_VARIABLES
 from shared.testing.databases import with_database
 
 ENVIRONMENTS = ("local", "CI", "compose", "k8s dev", "k8s prod")
@@ -50,7 +51,7 @@ LOCAL_URLS = {
     ("notifier", "postgresql"): "NOTIFIER_DATABASE_URL",
     ("notifier", "rabbitmq"): "NOTIFIER_AMQP_URL",
 }
-CI_URLS = {"postgresql": "TEST_DATABASE_URL", "rabbitmq": "TEST_AMQP_URL", "redis": "TEST_REDIS_URL"}
+CI_URLS = SERVER_URL_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,9 @@ def variables_of(processes: list[Process], service: str) -> list[str]:
     return sorted(name for name in given if name.startswith((PREFIXES[service], *STANDARD_PREFIXES)))
 
 
-def file_hash(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:12]
-
-
 def collect(root: Path, environ: dict[str, str]) -> Matrix:
     dotenv = ".env" if (root / ".env").exists() else ".env.example"
-    working_lock = file_hash((root / "uv.lock").read_bytes())
+    working_lock = lock_hash_of((root / "uv.lock").read_bytes())
     stated = k8s_stated_versions(root)
     matrix: Matrix = {"local": {}, "CI": {}, "compose": {}}
     local = dotenv_processes(root / dotenv)
@@ -183,7 +180,7 @@ def _lock_at(root: Path, revision: str) -> str:
         [shutil.which("git") or "git", "show", f"{revision}:uv.lock"], cwd=root, capture_output=True, check=False
     )
     return (
-        f"{file_hash(shown.stdout)} (uv.lock at {revision})"
+        f"{lock_hash_of(shown.stdout)} (uv.lock at {revision})"
         if shown.returncode == 0
         else f"? (no uv.lock at {revision})"
     )

@@ -62,8 +62,13 @@ def current_release_id(root: Path, environ: dict[str, str]) -> str:
     return described.stdout.strip() or "dev"
 
 
+def lock_hash_of(lockfile: bytes) -> str:
+    """What names a dependency lock, in Python (as `make`'s LOCK_HASH does for the image builds)."""
+    return hashlib.sha256(lockfile).hexdigest()[:12]
+
+
 def lock_hash(root: Path) -> str:
-    return hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()[:12]
+    return lock_hash_of((root / "uv.lock").read_bytes())
 
 
 def build_release(root: Path, into: Path, release_id: str) -> Release:

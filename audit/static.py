@@ -6,7 +6,6 @@ apply them (compose, kustomize, uv, deptry), so a broken deploy fails here as it
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from audit.deploys import (
     k8s_processes,
 )
 from audit.images import build_release_run
+from audit.release import lock_hash
 from audit.scorecard import Verdict, verdict
 
 BIN = Path(sys.executable).parent
@@ -56,9 +56,9 @@ def codebase(root: Path, all_deploys: dict[str, list[Process]]) -> list[Verdict]
     """I: one codebase per app, one lockfile; every deploy runs the same image of it."""
     verdicts = []
     nested_locks = sorted(str(path.relative_to(root)) for path in root.glob("*/*/uv.lock"))
-    lock_hash = hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()[:12]
+    locked = lock_hash(root)
     for service in SERVICES:
-        failures, evidence = [], [f"services/{service}: its own pyproject and Dockerfile; one uv.lock ({lock_hash})"]
+        failures, evidence = [], [f"services/{service}: its own pyproject and Dockerfile; one uv.lock ({locked})"]
         failures += [f"a second lockfile: {path}" for path in nested_locks]
         dockerfile = (root / "services" / service / "Dockerfile").read_text()
         if not re.search(r"^COPY [^\n]*\buv\.lock\b", dockerfile, re.MULTILINE) or "uv sync --locked" not in dockerfile:

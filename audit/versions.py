@@ -22,6 +22,7 @@ import redis.asyncio
 from audit.deploys import OVERLAYS, SERVICES, SourceUnavailable, of_kind, read_dotenv, rendered_overlay
 from audit.scorecard import Verdict, verdict
 from shared.testing import backing_services
+from shared.testing.backing_services import SERVER_URL_VARIABLES
 
 # How much of a version must agree everywhere: the part that changes what Dozen can rely on.
 COMPATIBLE_PARTS = {"python": 2, "postgresql": 1, "rabbitmq": 2, "redis": 1}
@@ -36,7 +37,7 @@ FIXTURE_IMAGES = {
     "rabbitmq": backing_services.RABBITMQ_IMAGE,
     "redis": backing_services.REDIS_IMAGE,
 }
-TEST_URLS = {"postgresql": "TEST_DATABASE_URL", "rabbitmq": "TEST_AMQP_URL", "redis": "TEST_REDIS_URL"}
+TEST_URLS = SERVER_URL_VARIABLES
 
 
 def version_in(text: str) -> str | None:

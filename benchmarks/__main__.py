@@ -30,11 +30,12 @@ from typing import Any
 
 import uvloop
 
+from shared.testing.backing_services import benchmark_server_url
 from shared.testing.databases import scratch_databases
 
 from . import chart, pipeline, raw, report
 
-SERVERS = ("DATABASE", "AMQP", "REDIS")
+SERVERS = ("postgresql", "rabbitmq", "redis")
 # --quick, for CI: that every part starts and every order gets through, at a low rate and
 # past capacity; the figures are printed, never judged (the machine is shared and noisy).
 QUICK = {"rates": "20", "step_seconds": 5.0, "overload": "30", "skip_raw": True}
@@ -66,7 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def server_urls() -> tuple[str, str, str]:
-    urls = [os.environ.get(f"BENCH_{name}_URL") or os.environ.get(f"TEST_{name}_URL") for name in SERVERS]
+    urls = [benchmark_server_url(component) for component in SERVERS]
     if not all(urls):
         raise SystemExit("make bench: set BENCH_ (or TEST_) DATABASE_URL, AMQP_URL and REDIS_URL")
     database, amqp, redis = (str(url) for url in urls)

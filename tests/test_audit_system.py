@@ -17,6 +17,7 @@ from audit.runtime.statelessness import replay_after
 from audit.runtime.system import AuditedSystem, audited_system
 
 from shared.db import migrate_package
+from shared.testing.backing_services import SERVER_URL_VARIABLES
 from shared.testing.databases import scratch_databases
 
 # One system for the module: starting it (the release build, every process) costs seconds.
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def system(
     postgres_server_url: str, amqp_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[AuditedSystem]:
-    servers = {"TEST_DATABASE_URL": postgres_server_url, "TEST_AMQP_URL": amqp_url, "TEST_REDIS_URL": redis_url}
+    urls = {"postgresql": postgres_server_url, "rabbitmq": amqp_url, "redis": redis_url}
+    servers = {SERVER_URL_VARIABLES[component]: url for component, url in urls.items()}
     async with audited_system(ROOT, servers, Path(tmp_path_factory.mktemp("audited"))) as running:
         yield running
 

@@ -11,6 +11,8 @@ from audit.deploys import ROOT
 from audit.drift import drifts
 from audit.environments import collect
 
+from shared.testing.backing_services import SERVER_URL_VARIABLES
+
 COPIED = (".env.example", "Procfile", "docker-compose.yml", "uv.lock", "deploy", "services", "libs", "load-tests")
 
 
@@ -26,7 +28,7 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def test_a_local_env_that_differs_shows_as_drift(checkout: Path, amqp_url: str, postgres_server_url: str) -> None:
-    servers = {"TEST_DATABASE_URL": postgres_server_url, "TEST_AMQP_URL": amqp_url}
+    servers = {SERVER_URL_VARIABLES["postgresql"]: postgres_server_url, SERVER_URL_VARIABLES["rabbitmq"]: amqp_url}
     before = drifts(collect(checkout, servers))
     (checkout / ".env").write_text(
         (checkout / ".env.example")

@@ -15,10 +15,11 @@ from audit.release import Release, build_release, current_release_id
 from harness.procfile import process_types
 from harness.stack import Stack, running_stack
 from shared.testing.amqp import AmqpNames
+from shared.testing.backing_services import SERVER_URL_VARIABLES
 from shared.testing.databases import scratch_databases
 from shared.testing.smtp import SmtpSink
 
-SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_AMQP_URL", "TEST_REDIS_URL")
+SERVER_VARIABLES = tuple(SERVER_URL_VARIABLES.values())
 
 
 class SystemUnavailable(RuntimeError):

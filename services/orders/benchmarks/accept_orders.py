@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import aiohttp
 import asyncpg
 
 from shared.testing import ServiceProcess, free_port, wait_until_ready
+from shared.testing.backing_services import benchmark_server_url
 
 ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
 BODY = {"customer_id": "bench", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": 999}]}
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--pool-size", type=int, default=10)
     arguments = parser.parse_args()
-    server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    server_url = benchmark_server_url("postgresql")
     if not server_url:
         raise SystemExit("set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL server URL")
     result = asyncio.run(run(server_url, arguments.orders, arguments.concurrency, arguments.pool_size))

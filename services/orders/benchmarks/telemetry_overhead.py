@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 
 from accept_orders import run
 
+from shared.testing.backing_services import benchmark_server_url
 from shared.testing.otlp import OtlpSink
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
     arguments = parser.parse_args()
-    server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    server_url = benchmark_server_url("postgresql")
     if not server_url:
         raise SystemExit("set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL server URL")
     print(json.dumps(asyncio.run(compare(server_url, arguments.orders, arguments.concurrency))))

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from orders.outbox import NotRedrivable, redrive
+from orders.outbox import NOTIFY_CHANNEL, NotRedrivable, redrive
 from shared.db import Pool
 from shared.events import OrderCreatedV1
 from shared.testing import ServiceProcess, drain, eventually, execute, fetch, free_port, wait_until_ready
@@ -55,7 +55,7 @@ async def test_only_orders_stuck_longer_than_the_threshold_and_not_notified_are_
 
     woken: list[str] = []
     listener = await asyncpg.connect(orders_database_url)
-    await listener.add_listener("orders_outbox", lambda *args: woken.append(args[2]))
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: woken.append(args[2]))
     try:
         redriven = await redrive(
             pool, event_type=EVENT, order_ids=None, stuck_for_seconds=600, limit=100, dry_run=False

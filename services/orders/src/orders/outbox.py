@@ -13,6 +13,9 @@ from asyncpg import Record
 
 from shared.db import Pool, PoolConnection
 
+# What wakes the relays: the trigger of migration 0001 notifies it at every commit of new rows.
+NOTIFY_CHANNEL = "orders_outbox"
+
 
 @dataclass(frozen=True)
 class OutboxRow:
@@ -144,7 +147,7 @@ async def redrive(
                 "UPDATE outbox SET published_at = NULL WHERE id = ANY($1::bigint[])", [row["row_id"] for row in rows]
             )
             # The relays sleep until notified; wake them at commit, as a new order would.
-            await connection.execute("SELECT pg_notify('orders_outbox', '')")
+            await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return [Redriven(row["order_id"], row["event_id"], row["published_at"]) for row in rows]
 
 

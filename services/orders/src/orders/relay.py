@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from orders.app import database
 from orders.keys import AMQP, DB_POOL, RELAY_SETTINGS
 from orders.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
-from orders.outbox import OutboxRow, backlog, claim_batch
+from orders.outbox import NOTIFY_CHANNEL, OutboxRow, backlog, claim_batch
 from orders.settings import RelaySettings
 from shared.db import UNAVAILABLE_ERRORS, Pool
 from shared.events import CONTENT_TYPE
@@ -29,7 +29,6 @@ from shared.web import create_base_app
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "orders_outbox"
 # The database out of reach, or refusing anything for now: wait and try again.
 OUTBOX_UNAVAILABLE: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *UNAVAILABLE_ERRORS)
 

@@ -11,9 +11,18 @@ import socket
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
-DATABASE_URL_VARIABLE = "TEST_DATABASE_URL"
-AMQP_URL_VARIABLE = "TEST_AMQP_URL"
-REDIS_URL_VARIABLE = "TEST_REDIS_URL"
+# Backing service -> the variable naming the test server's URL: the one place these names live.
+SERVER_URL_VARIABLES = {"postgresql": "TEST_DATABASE_URL", "rabbitmq": "TEST_AMQP_URL", "redis": "TEST_REDIS_URL"}
+DATABASE_URL_VARIABLE = SERVER_URL_VARIABLES["postgresql"]
+AMQP_URL_VARIABLE = SERVER_URL_VARIABLES["rabbitmq"]
+REDIS_URL_VARIABLE = SERVER_URL_VARIABLES["redis"]
+
+
+def benchmark_server_url(component: str) -> str | None:
+    """The server a benchmark may use: BENCH_<…>_URL if set, else the tests' TEST_<…>_URL."""
+    variable = SERVER_URL_VARIABLES[component]
+    return os.environ.get(variable.replace("TEST_", "BENCH_", 1)) or os.environ.get(variable)
+
 
 # Kept in step with docker-compose.yml (dev/prod parity); overridable like the compose images.
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:15.10-bookworm")
