@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from .http import Answer, HttpClient
-from .load import open_loop
+from harness.api import ORDERS_PATH
+from harness.load import Answer, open_loop
+
+from .http import HttpClient
 from .pipeline import BODY, CLIENT_TIMEOUT_SECONDS, MAX_CONNECTIONS, answered
 
 
@@ -59,7 +61,7 @@ async def main() -> int:
             "Authorization": f"Bearer {tokens[index % len(tokens)]}",
             "Idempotency-Key": str(uuid.uuid4()),
         }
-        return await client.send(client.request_bytes("POST", "/api/v1/orders", headers, BODY))
+        return await client.send(client.request_bytes("POST", ORDERS_PATH, headers, BODY))
 
     print(f"{args.rate:g} orders/s for {args.seconds:g} s through {args.gateway} ...", flush=True)
     try:

@@ -11,21 +11,15 @@ answers always carry one). Anything else the server sends is an error, counted a
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import cast
+
+from harness.load import Answer
 
 _HEADER_END = b"\r\n\r\n"
 
 
 class ProtocolError(Exception):
     """The server's answer is not one this client reads (no Content-Length, say)."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
 
 
 class _Connection(asyncio.Protocol):

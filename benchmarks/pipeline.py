@@ -25,17 +25,19 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.load import Answer, Run, open_loop
 from harness.stack import Stack, running_stack
 from shared.testing.amqp import AmqpNames
 from shared.testing.databases import scratch_databases
 from shared.testing.otlp import OtlpSink
 
 from . import cpu
-from .http import Answer, HttpClient
-from .load import Run, open_loop, percentile
+from .http import HttpClient
+from .load import percentile
 from .smtp_sink import CountingSmtpSink
 
-BODY = json.dumps({"currency": "EUR", "items": [{"sku": "BENCH-1", "quantity": 1, "unit_price_cents": 999}]}).encode()
+BODY = json.dumps(ORDER_BODY).encode()
 # Enough customers that even the highest step asks each for less than the gateway's default
 # limit (20/s): the limiter is checked on every request, as deployed, and refuses none.
 CUSTOMERS = 200
@@ -84,7 +86,7 @@ class Bench:
             # A fresh key per attempt: every request is a new order.
             "Idempotency-Key": str(uuid.uuid4()),
         }
-        return await self.client.send(self.client.request_bytes("POST", "/api/v1/orders", headers, BODY))
+        return await self.client.send(self.client.request_bytes("POST", ORDERS_PATH, headers, BODY))
 
     async def idle(self) -> dict[str, float]:
         """What the processes burn with no orders at all (samplers, heartbeats, polls), per second."""

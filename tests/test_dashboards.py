@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from harness.api import Customer
 from harness.procfile import process_types
 from harness.stack import Stack
 from shared.testing import ServiceProcess, eventually, free_port
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 DASHBOARDS = Path(__file__).parents[1] / "deploy" / "grafana" / "dashboards"
 # Grafana fills this in from the scrape interval; a fixed window does here (scrapes every second).
 RATE_WINDOW = "30s"
-BODY = {"currency": "EUR", "items": [{"sku": "DASH-1", "quantity": 1, "unit_price_cents": 500}]}
 
 
 def panel_queries() -> dict[str, str]:
@@ -79,18 +78,14 @@ async def prometheus(stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def drive_traffic(stack: Stack, http: aiohttp.ClientSession) -> None:
-    tokens = [await stack.token(f"dash-{number}") for number in range(3)]
+    customers = [
+        Customer(http, stack.gateway_url, token) for token in await stack.tokens(["dash-0", "dash-1", "dash-2"])
+    ]
     for number in range(30):
-        headers = {"Authorization": f"Bearer {tokens[number % 3]}", "Idempotency-Key": str(uuid.uuid4())}
-        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
-            assert response.status == 201
-            order = await response.json()
-        async with http.get(f"{stack.gateway_url}/api/v1/orders/{order['id']}", headers=headers) as response:
-            assert response.status == 200
-    async with http.get(
-        f"{stack.gateway_url}/api/v1/orders", headers={"Authorization": f"Bearer {tokens[0]}"}
-    ) as listing:
-        assert listing.status == 200
+        customer = customers[number % len(customers)]
+        order = (await customer.place()).order
+        assert (await customer.order(order["id"])).status == 200
+    assert await customers[0].orders()
 
 
 async def series(http: aiohttp.ClientSession, prometheus: str, query: str) -> list[Any]:

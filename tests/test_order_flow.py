@@ -5,28 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import pytest
 
+from harness.api import ORDERS_PATH, Customer
 from harness.stack import Stack
 from shared.testing import eventually, fetch
 
 from .conftest import FIGURES
 
-if TYPE_CHECKING:
-    pass
-
 ORDERS = 200
 CUSTOMERS = 10
-# More than the waves of refusals two hundred at once can meet, past the in-flight bounds.
-MAX_ATTEMPTS = 20
-BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
 
 
 @pytest.fixture
@@ -39,35 +33,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def place(http: aiohttp.ClientSession, stack: Stack, token: str) -> dict[str, Any]:
-    """As a well-behaved client places an order: refused past capacity (503), it waits the
-    Retry-After it was given and asks again under the same key, until the order is placed."""
-    headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
-    for _ in range(MAX_ATTEMPTS):
-        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
-            if response.status == 503:
-                await asyncio.sleep(float(response.headers["Retry-After"]))  # the server's request, not a sync
-                continue
-            assert response.status == 201, await response.text()
-            order: dict[str, Any] = await response.json()
-            return order
-    raise AssertionError(f"still refused after {MAX_ATTEMPTS} attempts")
-
-
-async def orders_of(http: aiohttp.ClientSession, stack: Stack, token: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params = {"limit": "100"} | ({"after": cursor} if cursor else {})
-        async with http.get(f"{stack.gateway_url}/api/v1/orders", params=params, headers=bearer(token)) as response:
-            assert response.status == 200, await response.text()
-            page = await response.json()
-        found.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -77,14 +42,15 @@ async def test_two_hundred_concurrent_orders_are_each_notified_exactly_once(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     tokens = await asyncio.gather(*(stack.token(f"customer-{number}") for number in range(CUSTOMERS)))
+    customers = [Customer(http, stack.gateway_url, token) for token in tokens]
 
-    placed = await asyncio.gather(*(place(http, stack, tokens[number % CUSTOMERS]) for number in range(ORDERS)))
+    placed = await asyncio.gather(*(customers[number % CUSTOMERS].place() for number in range(ORDERS)))
 
-    placed_ids = {order["id"] for order in placed}
+    placed_ids = {reply.order["id"] for reply in placed}
     assert len(placed_ids) == ORDERS
 
     async def all_notified() -> list[dict[str, Any]] | None:
-        seen = [order for token in tokens for order in await orders_of(http, stack, token)]
+        seen = [order for customer in customers for order in await customer.orders()]
         return seen if len(seen) == ORDERS and all(order["status"] == "notified" for order in seen) else None
 
     notified = await eventually(all_notified, timeout_seconds=90, interval_seconds=0.2, description="all notified")
@@ -117,8 +83,8 @@ async def test_credentials_are_checked_and_customers_see_only_their_own(
     expired = await stack.token("alice", "--ttl-seconds", "-3600")
     # pragma: allowlist nextline secret
     forged = await stack.token("alice", env={"GATEWAY_JWT_SECRET": "a-different-secret-that-is-long-enough-too"})
-    alices_order = await place(http, stack, alice)
-    url = f"{stack.gateway_url}/api/v1/orders/{alices_order['id']}"
+    alices_order = (await Customer(http, stack.gateway_url, alice).place()).order
+    url = f"{stack.gateway_url}{ORDERS_PATH}/{alices_order['id']}"
 
     async def status(headers: dict[str, str]) -> int:
         async with http.get(url, headers=headers) as response:

@@ -11,10 +11,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from harness.api import ORDER_BODY, ORDERS_PATH
 from harness.stack import Stack
 from shared.testing import eventually, fetchval
 
-BODY = {"currency": "EUR", "items": [{"sku": "BUSY-1", "quantity": 1, "unit_price_cents": 300}]}
 HELD = 2
 
 
@@ -32,7 +32,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def place(http: aiohttp.ClientSession, stack: Stack, token: str, key: str) -> aiohttp.ClientResponse:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
-    async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+    async with http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as response:
         await response.read()
         return response
 
@@ -93,7 +93,7 @@ async def test_a_client_that_gave_up_waiting_retries_under_the_same_key_and_gets
         impatient = aiohttp.ClientTimeout(total=1)
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
         with pytest.raises(TimeoutError):
-            await http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers, timeout=impatient)
+            await http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers, timeout=impatient)
         await transaction.rollback()
     finally:
         await blocker.close()

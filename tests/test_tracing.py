@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from harness.api import ORDER_BODY, ORDERS_PATH
 from harness.stack import Stack
 from shared.testing import eventually
 from shared.testing.otlp import OtlpReceiver, ReceivedSpan
@@ -18,7 +19,6 @@ from shared.testing.otlp import OtlpReceiver, ReceivedSpan
 if TYPE_CHECKING:
     pass
 
-BODY = {"currency": "EUR", "items": [{"sku": "TRACE-1", "quantity": 1, "unit_price_cents": 100}]}
 # (service, span kind, part of the name) of every hop the trace must contain.
 EXPECTED = [
     ("gateway", "SERVER", "POST /api/v1/orders"),
@@ -80,12 +80,12 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
         "traceparent": f"00-{trace_id}-{root_span_id}-01",
     }
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as response:
+        async with http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as response:
             assert response.status == 201
             order: dict[str, Any] = await response.json()
 
         async def notified() -> bool:
-            url = f"{stack.gateway_url}/api/v1/orders/{order['id']}"
+            url = f"{stack.gateway_url}{ORDERS_PATH}/{order['id']}"
             async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as answer:
                 return bool((await answer.json())["status"] == "notified")
 

@@ -11,22 +11,24 @@ Exits 1 naming what did not happen within --timeout.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
+
+from harness.api import Customer
+
 T = TypeVar("T")
-BODY = {"currency": "EUR", "items": [{"sku": "SMOKE-1", "quantity": 1, "unit_price_cents": 4200}]}
+# At most this many orders on their way at once: a smoke test, not a load test.
+CONCURRENCY = 16
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,73 +56,61 @@ def issue_token(command: str, subject: str) -> str:
     return issued.stdout.strip().splitlines()[-1]
 
 
-def get_json(url: str, bearer: str | None = None, body: object = None, **headers: str) -> Any:
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    request = urllib.request.Request(  # noqa: S310 - an http URL the operator gave
-        url,
-        method="GET" if body is None else "POST",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **headers},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.load(response)
-
-
-def wait_for(what: str, deadline: float, check: Callable[[], T | None]) -> T:
+async def wait_for(what: str, deadline: float, check: Callable[[], Awaitable[T | None]]) -> T:
     """Poll ``check`` until it returns something other than None, or exit at the deadline."""
-    while (result := check()) is None:
+    while (result := await check()) is None:
         if time.monotonic() > deadline:
             raise SystemExit(f"smoke: timed out waiting for {what}")
-        time.sleep(0.25)
+        await asyncio.sleep(0.25)  # the polling interval of a condition checked above
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+async def smoke(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + args.timeout
     tokens = [issue_token(args.issue_token, f"smoke-{index}") for index in range(args.customers)]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        customers = [Customer(http, args.gateway, token) for token in tokens]
+        slots = asyncio.Semaphore(CONCURRENCY)
 
-    def place(index: int) -> tuple[str, str]:
-        bearer = tokens[index % len(tokens)]
-        key = str(uuid.uuid4())
-        order = get_json(f"{args.gateway}/api/v1/orders", bearer, BODY, **{"Idempotency-Key": key})
-        return order["id"], bearer
+        async def place(index: int) -> tuple[str, Customer]:
+            customer = customers[index % len(customers)]
+            async with slots:
+                return (await customer.place()).order["id"], customer
 
-    try:
-        with ThreadPoolExecutor(max_workers=min(args.orders, 16)) as pool:
-            placed = list(pool.map(place, range(args.orders)))
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"smoke: cannot place orders at {args.gateway} ({exc}); is Dozen running?") from None
-    print(f"smoke: placed {len(placed)} orders for {len(tokens)} customers", file=sys.stderr)
+        try:
+            placed = await asyncio.gather(*(place(index) for index in range(args.orders)))
+        except aiohttp.ClientConnectionError as exc:
+            raise SystemExit(f"smoke: cannot place orders at {args.gateway} ({exc}); is Dozen running?") from None
+        print(f"smoke: placed {len(placed)} orders for {len(tokens)} customers", file=sys.stderr)
 
-    def unnotified() -> list[str]:
-        return [
-            order_id
-            for order_id, bearer in placed
-            if get_json(f"{args.gateway}/api/v1/orders/{order_id}", bearer)["status"] != "notified"
-        ]
+        async def all_notified() -> bool | None:
+            for order_id, customer in placed:
+                if (await customer.order(order_id)).order["status"] != "notified":
+                    return None
+            return True
 
-    wait_for(f"{len(placed)} orders to be notified", deadline, lambda: True if not unnotified() else None)
-    notified_after = time.monotonic() - started
-    print(f"smoke: all {len(placed)} orders notified ({notified_after:.1f} s)", file=sys.stderr)
+        await wait_for(f"{len(placed)} orders to be notified", deadline, all_notified)
+        notified_after = time.monotonic() - started
+        print(f"smoke: all {len(placed)} orders notified ({notified_after:.1f} s)", file=sys.stderr)
 
-    if args.mailpit:
-        wanted = {order_id for order_id, _ in placed}
+        if args.mailpit:
+            wanted = {order_id for order_id, _ in placed}
 
-        def all_mail_arrived() -> bool | None:
-            listing = get_json(f"{args.mailpit}/api/v1/messages?limit=1000")
-            seen = {
-                subject.split()[2]
-                for subject in (m["Subject"] for m in listing["messages"])
-                if subject.startswith("Your order ")
-            }
-            return True if wanted <= seen else None
+            async def all_mail_arrived() -> bool | None:
+                async with http.get(f"{args.mailpit}/api/v1/messages", params={"limit": "1000"}) as answer:
+                    listing = await answer.json()
+                subjects = (message["Subject"] for message in listing["messages"])
+                seen = {subject.split()[2] for subject in subjects if subject.startswith("Your order ")}
+                return True if wanted <= seen else None
 
-        wait_for(f"{len(wanted)} emails in Mailpit", deadline, all_mail_arrived)
-        print(f"smoke: every order's email is in Mailpit at {args.mailpit}", file=sys.stderr)
-    print(json.dumps({"orders": len(placed), "notified_seconds": round(notified_after, 2)}))
+            await wait_for(f"{len(wanted)} emails in Mailpit", deadline, all_mail_arrived)
+            print(f"smoke: every order's email is in Mailpit at {args.mailpit}", file=sys.stderr)
+    return {"orders": len(placed), "notified_seconds": round(notified_after, 2)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    print(json.dumps(asyncio.run(smoke(parse_args(argv)))))
 
 
 if __name__ == "__main__":

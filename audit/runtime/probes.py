@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import aio_pika
 import aiohttp
@@ -19,9 +17,9 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from harness.api import Customer, Reply
 from shared.testing import eventually, fetch, fetchval
 
-ORDER = {"currency": "EUR", "items": [{"sku": "AUDIT-1", "quantity": 1, "unit_price_cents": 700}]}
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -49,32 +47,14 @@ async def build_info(port: int) -> dict[str, str] | None:
     return next((dict(found.labels) for found in await _samples(port) if found.name == "dozen_build_info"), None)
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-# Refusals past capacity a client sits out (Retry-After) before it gives up on an order.
-REFUSALS_SAT_OUT = 10
-
-
-async def place_order(gateway_url: str, token: str, key: str | None = None) -> Answer:
-    """POST one order through the gateway as the token's customer, as a well-behaved client
-    does: refused past capacity (503), it waits the Retry-After and asks again, same key."""
-    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or str(uuid.uuid4())}
+async def place_order(gateway_url: str, token: str, key: str | None = None) -> Reply:
+    """POST one order through the gateway as the token's customer, a patient one: refused past
+    capacity, it waits the Retry-After and asks again, same key."""
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-        for _ in range(REFUSALS_SAT_OUT):
-            async with http.post(f"{gateway_url}/api/v1/orders", json=ORDER, headers=headers) as answer:
-                body = await answer.json(content_type=None)
-                if answer.status != 503 or "Retry-After" not in answer.headers:
-                    break
-            await asyncio.sleep(float(answer.headers["Retry-After"]))  # the server's request, not a sync
-        return Answer(answer.status, body if isinstance(body, dict) else {}, dict(answer.headers))
+        return await Customer(http, gateway_url, token).place(key=key)
 
 
-async def place_orders(gateway_urls: list[str], tokens: list[str], count: int) -> list[Answer]:
+async def place_orders(gateway_urls: list[str], tokens: list[str], count: int) -> list[Reply]:
     """``count`` orders at once, spread over the gateways and the customers."""
     return await asyncio.gather(
         *(

@@ -9,14 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from tests.faults.invariants import Outcome, settle
-from tests.faults.load import steady_load
-
 from audit.deploys import SERVICES
 from audit.runtime.findings import Findings
 from audit.runtime.probes import place_order
 from audit.runtime.system import AuditedSystem
+from harness.invariants import Outcome, settle
 from harness.procfile import of_service
+from harness.steady import steady_load
 
 ORDERS_PER_SECOND = 25
 # Acknowledged orders between two kills: each kill lands mid-stream.

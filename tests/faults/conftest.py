@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.faults.invariants import OUTCOMES
+from harness.invariants import OUTCOMES
 
 COLUMNS = ("scenario", "accepted", "refused", "lost", "duplicated", "emailed twice", "recovered in", "also measured")
 

@@ -12,12 +12,13 @@ import aiohttp
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.invariants import record, settle
 from harness.stack import Stack
+from harness.steady import steady_load
 from shared.events import OrderCreatedV1
 from shared.messaging import dead_letter_names
 from shared.testing import eventually, fetch
-from tests.faults.invariants import record, settle
-from tests.faults.load import BODY, steady_load
 
 ORDERS_PER_SECOND = 50
 POISONED_MAILBOX = "poisoned"
@@ -73,8 +74,8 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
         async with (
             aiohttp.ClientSession() as http,
             http.post(
-                f"{stack.gateway_url}/api/v1/orders",
-                json=BODY,
+                f"{stack.gateway_url}{ORDERS_PATH}",
+                json=ORDER_BODY,
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "poisoned-1"},
             ) as answer,
         ):

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.invariants import record, settle
 from harness.stack import Stack
+from harness.steady import steady_load
 from shared.testing import eventually
-from tests.faults.invariants import record, settle
-from tests.faults.load import BODY, steady_load
 from tests.faults.servers import postgres_stopped, rabbitmq_stopped
 
 ORDERS_PER_SECOND = 50
@@ -72,7 +73,7 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
                 )
                 started = time.monotonic()
                 headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "during-the-outage"}
-                async with http.post(f"{stack.gateway_url}/api/v1/orders", json=BODY, headers=headers) as answer:
+                async with http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as answer:
                     refusal = (answer.status, answer.content_type, time.monotonic() - started)
                 # Down for ~10 s of load: longer than the consumers' retry budget (5 attempts,
                 # 7.5 s of backoff), which a database outage must not use up.

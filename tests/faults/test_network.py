@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.invariants import record, settle
 from harness.stack import Stack
-from tests.faults.invariants import record, settle
-from tests.faults.load import steady_load
+from harness.steady import steady_load
 
 ORDERS_PER_SECOND = 50
 LATENCY_SECONDS = 0.02

@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from harness.invariants import record, settle
 from harness.procfile import process_types
 from harness.stack import Stack
+from harness.steady import steady_load
 from shared.testing import eventually, fetchval
-
-from .invariants import record, settle
-from .load import steady_load
 
 ORDERS_PER_SECOND = 50
 # Acknowledged orders before the kill and after the restart: the fault lands mid-stream.

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from harness.api import ORDERS_PATH
+from harness.invariants import record, settle
 from harness.stack import Stack
-from tests.faults.invariants import record, settle
-from tests.faults.load import steady_load
+from harness.steady import steady_load
 
 ORDERS_PER_SECOND = 50
 # Orders acknowledged between one instance's restart and the next: each is back in rotation.
@@ -53,5 +54,5 @@ def _orders_served(stack: Stack, name: str) -> int:
         # An internal API: its access lines are at DEBUG; each order it took says so itself.
         return sum(1 for record in records if record.get("message") == "order accepted")
     return sum(
-        1 for record in records if record.get("http_route") == "/api/v1/orders" and record.get("http_method") == "POST"
+        1 for record in records if record.get("http_route") == ORDERS_PATH and record.get("http_method") == "POST"
     )

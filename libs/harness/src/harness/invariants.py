@@ -7,9 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from harness.stack import Stack
+from harness.steady import Load
 from shared.testing import eventually, fetch
-
-from .load import Load
 
 RECOVERY_TIMEOUT_SECONDS = 90
 # Every scenario's outcome, in the order run: printed as a table after the run (conftest).

@@ -1,0 +1,81 @@
+"""Steady load through the gateway while a fault happens: what the gateway acknowledged is
+what the system promised to keep."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.load import Answer, Run, running_open_loop
+from harness.stack import Stack
+from shared.testing import eventually
+
+CUSTOMERS = 5
+CLIENT_TIMEOUT_SECONDS = 10
+
+
+class NoGatewayReady(Exception):
+    """Every gateway is out of rotation (restarting, say): the request was not sent."""
+
+
+@dataclass
+class Load:
+    run: Run
+    fault_ended_at: float | None = None
+    _ids: list[str] = field(default_factory=list)
+    _read: int = 0
+
+    @property
+    def acknowledged(self) -> list[str]:
+        """The ids of the orders acknowledged (201) so far, in the order the answers came."""
+        # Attempts are only ever appended: read each answer once.
+        for attempt in self.run.attempts[self._read :]:
+            if attempt.status == 201:
+                self._ids.append(str(json.loads(attempt.body)["id"]))
+        self._read = len(self.run.attempts)
+        return list(self._ids)
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Every other outcome and how often: "HTTP 503", "TimeoutError", "NoGatewayReady", ..."""
+        return {outcome: count for outcome, count in self.run.by_outcome().items() if outcome != "HTTP 201"}
+
+    def fault_over(self) -> None:
+        """Mark now as the end of the fault: recovery is timed from here."""
+        self.fault_ended_at = time.monotonic()
+
+    async def reached(self, acknowledged: int, *, within: float = 60) -> None:
+        """Return once ``acknowledged`` orders in all have been acknowledged; fail at the deadline."""
+        await eventually(
+            lambda: True if len(self.acknowledged) >= acknowledged else None,
+            timeout_seconds=within,
+            description=f"{acknowledged} orders acknowledged",
+        )
+
+
+@asynccontextmanager
+async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]:
+    """Place orders at ``per_second`` through the gateways in rotation until the block ends;
+    a failed request is only counted."""
+    tokens = await asyncio.gather(*(stack.token(f"fault-{index}") for index in range(CUSTOMERS)))
+    timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def place(index: int) -> Answer:
+            gateway = stack.gateway_for_next_request()
+            if gateway is None:
+                raise NoGatewayReady
+            headers = {"Authorization": f"Bearer {tokens[index % CUSTOMERS]}", "Idempotency-Key": str(uuid.uuid4())}
+            async with http.post(f"{gateway}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as answer:
+                return Answer(answer.status, {k.lower(): v for k, v in answer.headers.items()}, await answer.read())
+
+        async with running_open_loop(place, rate=per_second) as run:
+            yield Load(run)
