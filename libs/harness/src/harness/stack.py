@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.procfile import process_types
+from harness.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing import ServiceProcess, free_port, wait_until_ready
-from shared.testing.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from harness.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing import eventually, free_port
-from shared.testing.proxy import FaultProxy, ReadyInstances, fixed
 
 
 class Instance:
