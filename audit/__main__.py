@@ -9,7 +9,6 @@ as the images are, run against the servers the TEST_* URLs name; --static-only s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.static_only:
         skipped = [factor for factor in RUNTIME_FACTORS if only is None or factor in only]
     else:
-        verdicts += asyncio.run(run_runtime(ROOT, os.environ, only))
+        verdicts += run_runtime(ROOT, os.environ, only)
     order = {factor: index for index, factor in enumerate(FACTORS)}
     verdicts = merged(verdicts)
     verdicts.sort(key=lambda found: (order[found.factor], SERVICES.index(found.service)))

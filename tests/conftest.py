@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.stack import Stack, running_stack
+from harness.stack import LAUNCH, Stack, from_source, running_stack
 from shared.testing.smtp import SmtpSink
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def proxied_links() -> bool:
 
 @pytest.fixture
 async def stack(
+    request: pytest.FixtureRequest,
     new_database: NewDatabase,
     amqp_url: str,
     redis_url: str,
@@ -62,5 +63,6 @@ async def stack(
         smtp=smtp_sink,
         extra_env=extra_env,
         proxied_links=proxied_links,
+        launch=request.config.stash.get(LAUNCH, from_source),
     ) as running:
         yield running

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from audit import attached, images, static
 from audit.deploys import PROCESS_SETTINGS, ROOT, Process
+from audit.runtime.findings import Findings
 from audit.scorecard import Verdict
+from audit.testrun import run_factor_tests
 from audit.versions import judge_versions, parity
 from pydantic import Field, SecretStr
 
@@ -210,3 +212,39 @@ def test_x_fails_when_a_version_cannot_be_read() -> None:
 
     assert failures == ["postgresql version unknown at servers the tests use: ? (refused)"]
     assert line is None
+
+
+def test_a_factor_is_judged_by_the_outcome_of_the_tests_marked_with_it(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = ["--strict-markers"]\nmarkers = ["factor(numeral, *services): proves"]\n'
+        'asyncio_default_fixture_loop_scope = "function"\n'
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_proofs.py").write_text(
+        "import pytest\n"
+        "from harness.stack import LAUNCH\n\n"
+        '@pytest.mark.factor("VI", "orders")\n'
+        "def test_holds(request):\n"
+        "    assert request.config.stash[LAUNCH]('orders', [], {}) == 'launched by the audit'\n\n"
+        '@pytest.mark.factor("VI", "notifier")\n'
+        "def test_breaks():\n"
+        "    assert 1 + 1 == 3, 'the notifier kept state'\n\n"
+        '@pytest.mark.factor("IX")\n'
+        "def test_not_asked_for():\n"
+        "    raise AssertionError('run though IX was not asked for')\n\n"
+        "def test_proves_nothing():\n"
+        "    raise AssertionError('run though it proves no factor')\n"
+    )
+    findings = Findings()
+
+    run_factor_tests(tmp_path, lambda *_: "launched by the audit", findings, ["VI"])  # type: ignore[arg-type]
+
+    verdicts = {verdict.service: verdict for verdict in findings.verdicts(["VI"], ["orders", "notifier", "gateway"])}
+    assert verdicts["orders"].passed, verdicts["orders"]
+    assert verdicts["orders"].evidence[0].startswith("tests/test_proofs.py::test_holds passed")
+    assert not verdicts["notifier"].passed
+    assert "test_breaks failed in call: AssertionError: the notifier kept state" in verdicts["notifier"].evidence[0]
+    assert not verdicts["gateway"].passed, "a cell no test proved must not pass"
+    assert findings.verdicts(["IX"], ["orders"])[0].evidence == [
+        "nothing was observed for this check (an earlier step failed?)"
+    ]

@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from audit.deploys import ROOT
-from audit.runtime.backing import check_backing_services, swapped
+from audit.runtime.backing import check_backing_services
 from audit.runtime.concurrency import check_concurrency
 from audit.runtime.findings import Findings
-from audit.runtime.statelessness import replay_after
 from audit.runtime.system import AuditedSystem, audited_system
 
-from shared.db import migrate_package
 from shared.testing.backing_services import SERVER_URL_VARIABLES
-from shared.testing.databases import scratch_databases
 
 # One system for the module: starting it (the release build, every process) costs seconds.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -71,19 +68,3 @@ async def test_iv_fails_when_the_swap_points_at_the_database_already_in_use(syst
     problems = lines(findings, "IV", "orders")
     assert "the swap changed [], not only ORDERS_DATABASE_URL" in problems
     assert any(problem.endswith("was written to the first database too") for problem in problems), problems
-
-
-async def test_vi_fails_when_a_restarted_process_cannot_reach_the_state_the_old_one_kept(
-    system: AuditedSystem, postgres_server_url: str
-) -> None:
-    async with scratch_databases(postgres_server_url, ["audit_test_forgetful"]) as (forgetful,):
-        await migrate_package(forgetful, "orders")
-
-        async def restart_onto_an_empty_database() -> None:
-            await swapped(system, "orders-web", {"ORDERS_DATABASE_URL": forgetful})
-
-        _, problems = await replay_after(system, restart_onto_an_empty_database)
-        await swapped(system, "orders-web", {"ORDERS_DATABASE_URL": system.stack.orders_database_url})
-
-    assert problems[0] == "the replay answered 201, Idempotent-Replayed: None"
-    assert problems[1].startswith("the replay names order ")

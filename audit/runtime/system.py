@@ -13,7 +13,7 @@ from pathlib import Path
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, build_release, current_release_id
 from harness.procfile import process_types
-from harness.stack import Stack, running_stack
+from harness.stack import Launch, Stack, running_stack
 from shared.testing.amqp import AmqpNames
 from shared.testing.backing_services import SERVER_URL_VARIABLES
 from shared.testing.databases import scratch_databases
@@ -65,16 +65,23 @@ def server_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:
     return database, amqp, redis
 
 
-@asynccontextmanager
-async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) -> AsyncIterator[AuditedSystem]:
-    server_url, amqp_url, redis_url = server_urls(environ)
-    release = build_release(root, workdir / "release", current_release_id(root, dict(environ)))
-    observer = Observer(workdir)
+def release_launcher(release: Release, observer: Observer) -> Launch:
+    """Dozen's processes started from ``release``, each under ``observer``."""
 
     def launch(service: str, arguments: Sequence[str], env: Mapping[str, str]) -> ObservedProcess:
         build = release.builds[service]
         # The image's ENV first: run-time config overrides it, as `docker run -e` does.
         return observer.launch(service, build.executable, arguments, build.image_environment | dict(env))
+
+    return launch
+
+
+@asynccontextmanager
+async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) -> AsyncIterator[AuditedSystem]:
+    server_url, amqp_url, redis_url = server_urls(environ)
+    release = build_release(root, workdir / "release", current_release_id(root, dict(environ)))
+    observer = Observer(workdir)
+    launch = release_launcher(release, observer)
 
     run = uuid.uuid4().hex[:8]
     names = AmqpNames(f"audit-{run}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import pytest
+
 from harness.procfile import process_types
 from harness.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing import ServiceProcess, free_port, wait_until_ready
@@ -28,6 +30,11 @@ Launch = Callable[[str, Sequence[str], Mapping[str, str]], ServiceProcess]
 def from_source(service: str, arguments: Sequence[str], env: Mapping[str, str]) -> ServiceProcess:
     """The service's console script as this checkout installed it (``make install``)."""
     return ServiceProcess([str(BIN / service), *arguments], env=env)
+
+
+# How a pytest run starts Dozen's processes when something other than this checkout is
+# tested: `make audit` runs the tests that prove a factor against the release it built.
+LAUNCH = pytest.StashKey[Launch]()
 
 
 class MailServer(Protocol):
