@@ -1,6 +1,6 @@
 """IV as written: every backing service is an attached resource named by config. Each URL a
 process type reads is a required setting (no default to fall back on), and no service's code
-names a host or a backing service's URL itself. (The running system's swap is in runtime/.)"""
+names a host or a backing service's URL itself. (The running system's swap: tests/test_backing_swap.py.)"""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ import aiohttp
 
 from audit.observe import ObservedProcess, changed_variables
 from audit.runtime.findings import Findings
-from audit.runtime.probes import HTTP_TIMEOUT, existing_queue, place_order, ready_messages, wait_notified
+from audit.runtime.probes import existing_queue, place_order, ready_messages, wait_notified
 from audit.runtime.system import AuditedSystem
+from harness.probes import HTTP_TIMEOUT
 from shared.messaging.topology import dead_letter_names
 from shared.testing import eventually, fetch, wait_until_ready
 

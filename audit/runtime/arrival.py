@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.runtime.findings import Findings
-from audit.runtime.probes import build_info
 from audit.runtime.system import AuditedSystem
+from harness.probes import build_info
 
 
 def listens_where_told(listening: set[int], variable: str, given: int) -> list[str]:

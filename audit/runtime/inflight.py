@@ -20,13 +20,13 @@ from audit.runtime.probes import (
     UNPUBLISHED,
     count_of,
     lock_waiters,
-    metric_sum,
     place_order,
     place_orders,
     ready_messages,
     table_locked,
 )
 from audit.runtime.system import AuditedSystem
+from harness.probes import metric_sum
 from shared.testing import ServiceProcess, eventually
 
 # Orders held in flight each time: within every pool and prefetch, so all wait at once.

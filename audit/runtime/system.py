@@ -35,9 +35,6 @@ class AuditedSystem:
     amqp_url: str
     redis_url: str
     names: AmqpNames
-    # Factor IV swaps these in by changing one variable: a second orders database, a second mail server.
-    spare_orders_database_url: str
-    spare_smtp: SmtpSink
 
     def private_name(self, name: str) -> str:
         """What the running system calls the exchange or queue ``name`` (``orders.events``)."""
@@ -85,13 +82,12 @@ async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) 
 
     run = uuid.uuid4().hex[:8]
     names = AmqpNames(f"audit-{run}")
-    smtp, spare_smtp = SmtpSink(), SmtpSink()
+    smtp = SmtpSink()
     smtp.start()
-    spare_smtp.start()
-    databases = [f"audit_{run}_{purpose}" for purpose in ("orders", "orders_spare", "notifier")]
+    databases = [f"audit_{run}_{purpose}" for purpose in ("orders", "notifier")]
     try:
         async with (
-            scratch_databases(server_url, databases) as (orders_url, spare_orders_url, notifier_url),
+            scratch_databases(server_url, databases) as (orders_url, notifier_url),
             running_stack(
                 orders_database_url=orders_url,
                 notifier_database_url=notifier_url,
@@ -102,10 +98,7 @@ async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) 
                 launch=launch,
             ) as stack,
         ):
-            yield AuditedSystem(
-                root, release, observer, stack, amqp_url, redis_url, names, spare_orders_url, spare_smtp
-            )
+            yield AuditedSystem(root, release, observer, stack, amqp_url, redis_url, names)
     finally:
         smtp.stop()
-        spare_smtp.stop()
         await names.delete_all(amqp_url)

@@ -120,6 +120,8 @@ class RateLimiter:
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# Each customer's state is one key under this prefix, in the Redis GATEWAY_REDIS_URL names.
+KEY_PREFIX = "dozen:gateway:rate:"
 _NO_RETRIES = Retry(NoBackoff(), retries=0)
 
 
@@ -142,7 +144,7 @@ def rate_limiter(settings: WebSettings) -> CleanupContext:
             client,
             per_second=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
-            key_prefix="dozen:gateway:rate:",
+            key_prefix=KEY_PREFIX,
             cooldown_seconds=settings.redis_cooldown_seconds,
         )
         try:

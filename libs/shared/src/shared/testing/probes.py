@@ -54,11 +54,11 @@ async def wait_until_ready(
         raise AssertionError(f"{failure}; it said:\n{process.output()}") from None
 
 
-async def fetchval(url: str, query: str) -> Any:
+async def fetchval(url: str, query: str, *args: object) -> Any:
     """One value from one query on a connection of its own."""
     connection = await asyncpg.connect(url)
     try:
-        return await connection.fetchval(query)
+        return await connection.fetchval(query, *args)
     finally:
         await connection.close()
 
