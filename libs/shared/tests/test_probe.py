@@ -7,8 +7,8 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from shared.probe import main
 from shared.testing import free_port
-from shared.web.probe import main
 
 
 async def test_exits_0_on_2xx_and_1_on_an_error_status_or_no_listener() -> None:
