@@ -21,7 +21,6 @@ import pytest
 from audit.deploys import ROOT
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, ServiceBuild
-from audit.runtime.admin import same_release_and_config
 from audit.runtime.arrival import listens_where_told, names_the_release
 from audit.runtime.disposability import graceful_stop, judge_starts, judge_stop, started_until_ready
 from audit.runtime.findings import Findings
@@ -219,21 +218,3 @@ async def test_the_tap_counts_an_event_that_crosses_the_exchange_twice_twice(
         await eventually(lambda: tap.times("toy.event.v1", "order-1") == 2, description="both copies tapped")
 
     assert tap.subjects("toy.event.v1") == Counter({"order-1": 2})
-
-
-async def test_xii_fails_for_a_one_off_of_another_install_or_with_other_config(
-    observer: Observer, running: list[ServiceProcess], tmp_path: Path
-) -> None:
-    long_running, port = toy(observer, env={"TOY_DATABASE_URL": "postgresql://db/one"})
-    await start(running, long_running, port)
-    other_install = tmp_path / "python"
-    other_install.symlink_to(PYTHON)
-    same = observer.launch("toy", PYTHON, [str(TOY), "serve"], long_running.env)
-    elsewhere = observer.launch("toy", other_install, [str(TOY), "serve"], long_running.env)
-    reconfigured = observer.launch("toy", PYTHON, [str(TOY), "serve"], long_running.env | {"TOY_DATABASE_URL": "x"})
-
-    assert same_release_and_config(same, long_running) == []
-    assert same_release_and_config(elsewhere, long_running) == [f"ran {other_install}, the processes run {PYTHON}"]
-    assert same_release_and_config(reconfigured, long_running) == [
-        f"configured differently from {long_running.name}: ['TOY_DATABASE_URL']"
-    ]
