@@ -1,5 +1,5 @@
-"""What the runtime audit asks the running system: its metrics, its orders, what crosses
-its exchanges, and PostgreSQL's locks (which hold work in flight on purpose)."""
+"""What the runtime audit asks the running system: its orders, its queues, and PostgreSQL's
+locks (which hold work in flight on purpose)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractQueue
 
 from harness.api import Customer, Reply
 from harness.probes import HTTP_TIMEOUT
-from shared.testing import eventually, fetch, fetchval
+from shared.testing import fetch, fetchval
 
 
 async def place_order(gateway_url: str, token: str, key: str | None = None) -> Reply:
@@ -43,13 +43,6 @@ UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND aggreg
 async def count_of(database_url: str, query: str, order_ids: list[str]) -> int:
     [row] = await fetch(database_url, query, order_ids)
     return int(row[0])
-
-
-async def wait_notified(orders_database_url: str, order_ids: list[str], *, within: float = 60) -> None:
-    async def all_notified() -> bool:
-        return await count_of(orders_database_url, NOTIFIED, order_ids) == len(order_ids)
-
-    await eventually(all_notified, timeout_seconds=within, interval_seconds=0.05, description="orders notified")
 
 
 @asynccontextmanager
