@@ -22,12 +22,12 @@ from audit.deploys import ROOT
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, ServiceBuild
 from audit.runtime.arrival import listens_where_told, names_the_release
-from audit.runtime.disposability import graceful_stop, judge_starts, judge_stop, started_until_ready
+from audit.runtime.disposability import judge_starts, judge_stop, started_until_ready
 from audit.runtime.findings import Findings
-from audit.runtime.inflight import InFlight
 from audit.runtime.records import TEMPORARY, judge_records
 from audit.scorecard import Verdict
 
+from harness.inflight import InFlight, graceful_stop
 from harness.probes import build_info, tapped
 from shared.messaging import declare_event_exchange
 from shared.testing import ServiceProcess, eventually, free_port

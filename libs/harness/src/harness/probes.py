@@ -1,21 +1,23 @@
 """What a test asks the running system besides its API: its metrics, what crosses its
-exchanges, and what the notifier recorded."""
+exchanges, what its databases hold, its queues, and PostgreSQL's locks (which hold work in
+flight on purpose)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aio_pika
 import aiohttp
-from aio_pika.abc import AbstractIncomingMessage
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from shared.testing import fetch
+from shared.testing import fetch, fetchval
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
@@ -86,3 +88,64 @@ async def tapped(amqp_url: str, exchanges: list[str]) -> AsyncIterator[Tap]:
         yield tap
     finally:
         await connection.close()
+
+
+# Counts over the orders with the ids given as $1.
+NOTIFIED = "SELECT count(*) FROM orders WHERE status = 'notified' AND id = ANY($1::uuid[])"
+RECORDED = "SELECT count(*) FROM notifications WHERE order_id = ANY($1::uuid[])"
+UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1::uuid[])"
+
+
+async def count_of(database_url: str, query: str, order_ids: list[str]) -> int:
+    [row] = await fetch(database_url, query, order_ids)
+    return int(row[0])
+
+
+@asynccontextmanager
+async def table_locked(database_url: str, table: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """``table`` locked against writes until the returned release is awaited (or the block ends):
+    whatever writes to it waits, in flight, for as long as the caller wants."""
+    connection = await asyncpg.connect(database_url)
+    transaction = connection.transaction()
+    await transaction.start()
+    await connection.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            await transaction.rollback()
+
+    try:
+        yield release
+    finally:
+        await release()
+        await connection.close()
+
+
+async def lock_waiters(database_url: str) -> int:
+    """Sessions of that database waiting for a lock right now."""
+    return int(
+        await fetchval(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+    )
+
+
+@asynccontextmanager
+async def existing_queue(amqp_url: str, name: str) -> AsyncIterator[AbstractQueue]:
+    """The queue ``name`` as it is (declared passively: nothing here creates topology)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        yield await channel.declare_queue(name, passive=True)
+    finally:
+        await connection.close()
+
+
+async def ready_messages(amqp_url: str, queue: str) -> int:
+    """Messages waiting in ``queue``, not yet delivered to any consumer."""
+    async with existing_queue(amqp_url, queue) as declared:
+        return int(declared.declaration_result.message_count or 0)

@@ -212,9 +212,11 @@ async def _processes(
             await process.start()
             await wait_until_ready(ports[name], what=name, process=process)
         yield
-        # Every process type must stop cleanly on SIGTERM, in reverse order of start.
+        # Every process type must stop cleanly on SIGTERM, in reverse order of start (one a test
+        # already stopped must have stopped cleanly too).
         for name, process in reversed(stack.processes.items()):
-            process.send_signal(signal.SIGTERM)
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
             assert await process.wait(timeout_seconds=30) == 0, f"{name} did not exit 0:\n{process.output()}"
     finally:
         await asyncio.gather(*(process.stop() for process in stack.processes.values()))

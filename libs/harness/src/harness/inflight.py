@@ -1,7 +1,8 @@
 """Work held in flight on purpose, for factor IX: each process type is given work that stays
-unfinished — waiting on a PostgreSQL lock the audit holds — until the process has been told
-to stop. Then the lock goes, and the work must still finish. Dozen batches its work (orders
-placed in the same turn go in one statement, messages in one transaction), so the pieces in
+unfinished — waiting on a PostgreSQL lock the caller holds — until the process has been told
+to stop (SIGTERM). Then the lock goes, and the work must still
+finish. Dozen batches its work (orders placed in the same turn go in one statement, messages
+in one transaction), so the pieces in
 flight wait on the lock as one or a few sessions: work is in flight when all of it is inside
 the process (its requests in flight, its queue emptied into it) and something waits."""
 
@@ -9,28 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
-from audit.runtime.probes import (
+import aiohttp
+
+from harness.api import Customer, Reply
+from harness.probes import (
     NOTIFIED,
     RECORDED,
     UNPUBLISHED,
     count_of,
     lock_waiters,
-    place_order,
-    place_orders,
+    metric_sum,
     ready_messages,
     table_locked,
 )
-from audit.runtime.system import AuditedSystem
-from harness.probes import metric_sum
+from harness.procfile import process_types
+from harness.stack import Stack
 from shared.testing import ServiceProcess, eventually
 
 # Orders held in flight each time: within every pool and prefetch, so all wait at once.
 HELD = 5
+# A process still running this long after SIGTERM is killed, and its stop judged failed.
+EXIT_DEADLINE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Stop:
+    code: int | None  # None: it had to be killed
+    seconds: float
+    problems: list[str]
+
+
+def shutdown_begun(process: ServiceProcess) -> bool:
+    return process.returncode is not None or any(
+        record.get("message") == "shutdown requested" for record in process.records
+    )
+
+
+async def graceful_stop(
+    process: ServiceProcess, in_flight: InFlight | None, *, deadline_seconds: float = EXIT_DEADLINE_SECONDS
+) -> Stop:
+    """SIGTERM, with ``in_flight`` work waiting in the process until it has begun to shut down."""
+    if in_flight is not None:
+        await eventually(in_flight.started, timeout_seconds=15, description=f"{in_flight.what} in flight")
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    if in_flight is not None:
+        # The work is let go only once the shutdown is under way, so it is in flight across it.
+        try:
+            await eventually(lambda: shutdown_begun(process), timeout_seconds=deadline_seconds, description="shutdown")
+        finally:
+            await in_flight.release()
+    try:
+        code: int | None = await process.wait(timeout_seconds=max(0.1, deadline_seconds - (time.monotonic() - began)))
+    except TimeoutError:
+        await process.stop()
+        code = None
+    seconds = time.monotonic() - began
+    return Stop(code, seconds, await in_flight.finished() if in_flight is not None else [])
 
 
 @dataclass(frozen=True)
@@ -69,42 +111,53 @@ def _requests_inside(port: int) -> Callable[[], Awaitable[bool]]:
     return inside
 
 
-def _queue_emptied(system: AuditedSystem, queue: str) -> Callable[[], Awaitable[bool]]:
+def _queue_emptied(stack: Stack, consumer: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the queue of ``consumer`` (a process type) has handed every message to it."""
+    env, prefix = stack.processes[consumer].env, process_types()[consumer].service.upper()
+
     async def inside() -> bool:
-        return await ready_messages(system.amqp_url, system.private_name(queue)) == 0
+        return await ready_messages(env[f"{prefix}_AMQP_URL"], env[f"{prefix}_QUEUE"]) == 0
 
     return inside
 
 
+async def _placed(stack: Stack, tokens: list[str]) -> list[str]:
+    """``HELD`` orders at once, one per token, through the gateway; their ids."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        replies = await asyncio.gather(*(Customer(http, stack.gateway_url, token).place() for token in tokens[:HELD]))
+    return [reply.order["id"] for reply in replies]
+
+
 @asynccontextmanager
-async def requests_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+async def requests_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlight]:
     """Orders through the gateway, held at their INSERT: in flight in the gateway and orders web."""
-    database_url = system.stack.orders_database_url
-    async with table_locked(database_url, "orders") as release:
-        answers = [asyncio.create_task(place_order(system.stack.gateway_url, token)) for token in tokens[:HELD]]
+    database_url = stack.orders_database_url
+    async with (
+        table_locked(database_url, "orders") as release,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+    ):
+        customers = [Customer(http, stack.gateway_url, token) for token in tokens[:HELD]]
+        answers = [asyncio.create_task(customer.place()) for customer in customers]
 
         async def finished() -> list[str]:
-            statuses = Counter(
-                answer.status if not isinstance(answer, BaseException) else type(answer).__name__
-                for answer in await asyncio.gather(*answers, return_exceptions=True)
-            )
+            replies: list[Reply | BaseException] = await asyncio.gather(*answers, return_exceptions=True)
+            statuses = Counter(reply.status if isinstance(reply, Reply) else type(reply).__name__ for reply in replies)
             return [] if statuses == Counter({201: HELD}) else [f"the requests in flight got {dict(statuses)}"]
 
         yield InFlight(
             f"{HELD} order requests",
-            _waiting(database_url, _requests_inside(system.stack.ports["orders-web"])),
+            _waiting(database_url, _requests_inside(stack.ports["orders-web"])),
             release,
             finished,
         )
 
 
 @asynccontextmanager
-async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+async def batch_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlight]:
     """A relay batch held between its publishes and its commit (marking the orders published)."""
-    database_url = system.stack.orders_database_url
-    async with paused(system.process("orders-relay")) as resume:
-        placed = await place_orders([system.stack.gateway_url], tokens[:HELD], HELD)
-        order_ids = [str(answer.body["id"]) for answer in placed]
+    database_url = stack.orders_database_url
+    async with paused(stack.processes["orders-relay"]) as resume:
+        order_ids = await _placed(stack, tokens)
         async with table_locked(database_url, "orders") as release:
             resume()
 
@@ -119,12 +172,10 @@ async def batch_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[
 
 
 @asynccontextmanager
-async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+async def notifications_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlight]:
     """NotificationSent messages held in the worker's handlers, at their UPDATE of the order."""
-    stack = system.stack
-    async with paused(system.process("orders-worker")) as resume:
-        placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
-        order_ids = [str(answer.body["id"]) for answer in placed]
+    async with paused(stack.processes["orders-worker"]) as resume:
+        order_ids = await _placed(stack, tokens)
 
         async def all_emailed() -> bool:
             return await count_of(stack.notifier_database_url, RECORDED, order_ids) == HELD
@@ -139,19 +190,17 @@ async def notifications_held(system: AuditedSystem, tokens: list[str]) -> AsyncI
 
             yield InFlight(
                 f"{HELD} NotificationSent messages",
-                _waiting(stack.orders_database_url, _queue_emptied(system, "orders.notification-sent")),
+                _waiting(stack.orders_database_url, _queue_emptied(stack, "orders-worker")),
                 release,
                 finished,
             )
 
 
 @asynccontextmanager
-async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator[InFlight]:
+async def emails_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlight]:
     """OrderCreated messages held in the notifier's batch, the emails sent, their rows not yet written."""
-    stack = system.stack
     async with table_locked(stack.notifier_database_url, "notifications") as release:
-        placed = await place_orders([stack.gateway_url], tokens[:HELD], HELD)
-        order_ids = [str(answer.body["id"]) for answer in placed]
+        order_ids = await _placed(stack, tokens)
 
         async def finished() -> list[str]:
             recorded = await count_of(stack.notifier_database_url, RECORDED, order_ids)
@@ -159,14 +208,14 @@ async def emails_held(system: AuditedSystem, tokens: list[str]) -> AsyncIterator
 
         yield InFlight(
             f"{HELD} OrderCreated messages",
-            _waiting(stack.notifier_database_url, _queue_emptied(system, "notifier.order-created")),
+            _waiting(stack.notifier_database_url, _queue_emptied(stack, "notifier")),
             release,
             finished,
         )
 
 
 # Per process type: how work is held in flight in it.
-HOLDS: dict[str, Callable[[AuditedSystem, list[str]], AbstractAsyncContextManager[InFlight]]] = {
+HOLDS: dict[str, Callable[[Stack, list[str]], AbstractAsyncContextManager[InFlight]]] = {
     "gateway": requests_held,
     "orders-web": requests_held,
     "orders-relay": batch_held,
