@@ -41,8 +41,13 @@ class FactorReport:
         if report.when == "call" or report.failed:
             for marker in item.iter_markers(MARKER):
                 factor, *services = marker.args
-                for service in services or SERVICES:
-                    self._judge(factor, service, item.nodeid, report)
+                unknown = [service for service in services if service not in SERVICES]
+                for service in SERVICES if unknown else services or SERVICES:
+                    if unknown:
+                        # A proof of nothing the scorecard has a cell for would pass unseen.
+                        self._findings.failed(factor, service, f"{item.nodeid} names no service: {unknown}")
+                    else:
+                        self._judge(factor, service, item.nodeid, report)
             progress.step(f"{report.outcome}: {item.nodeid}" + ("" if report.when == "call" else f" ({report.when})"))
         return report
 

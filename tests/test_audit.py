@@ -229,6 +229,9 @@ def test_a_factor_is_judged_by_the_outcome_of_the_tests_marked_with_it(tmp_path:
         '@pytest.mark.factor("VI", "notifier")\n'
         "def test_breaks():\n"
         "    assert 1 + 1 == 3, 'the notifier kept state'\n\n"
+        '@pytest.mark.factor("XII", "orders-web")\n'
+        "def test_of_a_process_type_not_a_service():\n"
+        "    pass\n\n"
         '@pytest.mark.factor("IX")\n'
         "def test_not_asked_for():\n"
         "    raise AssertionError('run though IX was not asked for')\n\n"
@@ -237,7 +240,7 @@ def test_a_factor_is_judged_by_the_outcome_of_the_tests_marked_with_it(tmp_path:
     )
     findings = Findings()
 
-    run_factor_tests(tmp_path, lambda *_: "launched by the audit", findings, ["VI"])  # type: ignore[arg-type]
+    run_factor_tests(tmp_path, lambda *_: "launched by the audit", findings, ["VI", "XII"])  # type: ignore[arg-type]
 
     verdicts = {verdict.service: verdict for verdict in findings.verdicts(["VI"], ["orders", "notifier", "gateway"])}
     assert verdicts["orders"].passed, verdicts["orders"]
@@ -245,6 +248,10 @@ def test_a_factor_is_judged_by_the_outcome_of_the_tests_marked_with_it(tmp_path:
     assert not verdicts["notifier"].passed
     assert "test_breaks failed in call: AssertionError: the notifier kept state" in verdicts["notifier"].evidence[0]
     assert not verdicts["gateway"].passed, "a cell no test proved must not pass"
+    [misnamed] = findings.verdicts(["XII"], ["gateway"])
+    assert misnamed.evidence == [
+        "tests/test_proofs.py::test_of_a_process_type_not_a_service names no service: ['orders-web']"
+    ]
     assert findings.verdicts(["IX"], ["orders"])[0].evidence == [
         "nothing was observed for this check (an earlier step failed?)"
     ]
