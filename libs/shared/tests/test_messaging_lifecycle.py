@@ -8,7 +8,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from shared.config import ServiceSettings
-from shared.messaging import BatchHandler, ConsumerSettings, amqp_connection, each, queue_consumer
+from shared.messaging import BatchHandler, amqp_connection, each, queue_consumer
+from shared.queue_settings import ConsumerSettings
 from shared.testing import eventually
 from shared.testing.amqp import AmqpNames
 from shared.web import create_base_app

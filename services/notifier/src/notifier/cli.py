@@ -7,7 +7,7 @@ import argparse
 from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
-from shared.messaging.dlq_command import add_dlq_commands
+from shared.dlq import add_dlq_commands
 from shared.process import running
 from shared.web import run
 

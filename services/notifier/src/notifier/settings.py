@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from notifier.mail import Sender
-from shared import messaging
+from shared import queue_settings
 from shared.config import Port, ServiceSettings, SmtpUrl
 from shared.db import PostgresSettings
 
@@ -18,13 +18,13 @@ class DatabaseSettings(NotifierSettings, PostgresSettings):
     """`notifier migrate`, and the worker."""
 
 
-class QueueSettings(NotifierSettings, messaging.QueueSettings):
+class QueueSettings(NotifierSettings, queue_settings.QueueSettings):
     """`notifier dlq …`, and the worker."""
 
     queue: str = Field("notifier.order-created", min_length=1)
 
 
-class WorkerSettings(DatabaseSettings, QueueSettings, messaging.ConsumerSettings):
+class WorkerSettings(DatabaseSettings, QueueSettings, queue_settings.ConsumerSettings):
     port: Port
     smtp_url: SmtpUrl
     smtp_timeout_seconds: float = Field(10.0, gt=0)

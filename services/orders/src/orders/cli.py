@@ -13,7 +13,7 @@ import asyncpg
 from orders.settings import DatabaseSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
-from shared.messaging.dlq_command import add_dlq_commands
+from shared.dlq import add_dlq_commands
 from shared.process import running
 from shared.web import InternalAccessLogger, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared import messaging
+from shared import queue_settings
 from shared.config import AmqpUrl, Port, ServiceSettings
 from shared.db import PostgresSettings
 
@@ -17,7 +17,7 @@ class DatabaseSettings(OrdersSettings, PostgresSettings):
     """Every process type, and the one-offs migrate and outbox redrive: all of them use the database."""
 
 
-class QueueSettings(OrdersSettings, messaging.QueueSettings):
+class QueueSettings(OrdersSettings, queue_settings.QueueSettings):
     """`orders dlq …`, and the worker."""
 
     queue: str = Field("orders.notification-sent", min_length=1)
@@ -49,7 +49,7 @@ class RelaySettings(MessagingSettings):
     relay_metrics_interval_seconds: float = Field(1.0, gt=0)
 
 
-class WorkerSettings(MessagingSettings, QueueSettings, messaging.ConsumerSettings):
+class WorkerSettings(MessagingSettings, QueueSettings, queue_settings.ConsumerSettings):
     notifications_exchange: str = Field("notifier.events", min_length=1)
     # Its handler needs only this service's own database, back long before a mail server.
     first_backoff_seconds: float = Field(0.2, gt=0)

@@ -22,7 +22,6 @@ from shared.messaging.publisher import (
     open_confirming_channel,
 )
 from shared.messaging.retry import RetryPolicy
-from shared.messaging.settings import ConsumerSettings, QueueSettings
 from shared.messaging.topology import (
     REDELIVERY_LIMIT,
     ConsumerQueue,
@@ -43,14 +42,12 @@ __all__ = [
     "ConfirmTimeout",
     "Consumer",
     "ConsumerQueue",
-    "ConsumerSettings",
     "Delivery",
     "Handler",
     "Nacked",
     "Outcomes",
     "PublishFailed",
     "Publisher",
-    "QueueSettings",
     "RetryPolicy",
     "Unprocessable",
     "Unroutable",

@@ -16,8 +16,9 @@ from shared.messaging.connection import connect
 from shared.messaging.consumer import Consumer
 from shared.messaging.delivery import BatchHandler
 from shared.messaging.metrics import QUEUE_MESSAGES
-from shared.messaging.settings import ConsumerSettings
+from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import dead_letter_names, declare_consumer_queue
+from shared.queue_settings import ConsumerSettings
 from shared.web.app import READINESS, CleanupContext
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,12 @@ def queue_consumer(
     the handler uses) in ``cleanup_ctx``, so that it stops before they close.
     """
     queue_name, prefetch_count = settings.queue, settings.prefetch_count
-    retry = settings.retry_policy(transient=transient)
+    retry = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        first_backoff_seconds=settings.first_backoff_seconds,
+        max_backoff_seconds=settings.max_backoff_seconds,
+        transient=transient,
+    )
     routing_keys = tuple(routing_keys)
 
     @asynccontextmanager

@@ -1,5 +1,9 @@
 """The settings of a queue consumer, named alike in every service that has one.
 
+Outside shared.messaging on purpose: every process of a service reads its settings classes,
+and importing shared.messaging (aio-pika, aiohttp) would cost orders web and the one-offs
+half a second of start-up for nothing.
+
 Mixed into a service's settings like ``shared.db.PostgresSettings``, so they read its prefix:
 the notifier's worker reads NOTIFIER_QUEUE and NOTIFIER_PREFETCH_COUNT, the orders worker
 ORDERS_QUEUE and ORDERS_PREFETCH_COUNT. A service states only the defaults that are its own
@@ -11,7 +15,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from shared.config import AmqpUrl
-from shared.messaging.retry import RetryPolicy
 
 
 class QueueSettings(BaseModel):
@@ -33,11 +36,3 @@ class ConsumerSettings(QueueSettings):
     max_attempts: int = Field(5, ge=1, le=100)
     first_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30.0, gt=0)
-
-    def retry_policy(self, *, transient: tuple[type[BaseException], ...]) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            first_backoff_seconds=self.first_backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-            transient=transient,
-        )

@@ -13,9 +13,8 @@ import logging
 from typing import cast
 
 from shared.config import ServiceSettings, load_settings
-from shared.messaging.dead_letters import NoDeadLetterQueue, list_dead_letters, replay_dead_letters
-from shared.messaging.settings import QueueSettings
 from shared.process import running
+from shared.queue_settings import QueueSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def add_dlq_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], settings_class: type[ServiceSettings]
 ) -> None:
     """``settings_class``: the service's settings of its worker's queue, a ``QueueSettings`` too
-    (``class QueueSettings(NotifierSettings, messaging.QueueSettings)``)."""
+    (``class QueueSettings(NotifierSettings, queue_settings.QueueSettings)``)."""
     dlq = commands.add_parser("dlq", help="inspect or re-drive the worker's dead-letter queue (one-off)")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
     listing = dlq_commands.add_parser("list", help="print dead-lettered messages without removing them")
@@ -49,6 +48,13 @@ def add_dlq_commands(
 
 
 def _run(arguments: argparse.Namespace, settings: QueueSettings, *, connection_name: str, queue_variable: str) -> None:
+    # Imported here: every process of the service imports its command line (and so this module).
+    from shared.messaging.dead_letters import (  # noqa: PLC0415
+        NoDeadLetterQueue,
+        list_dead_letters,
+        replay_dead_letters,
+    )
+
     url, queue = settings.amqp_url.get_secret_value(), settings.queue
     try:
         if arguments.dlq_command == "list":
