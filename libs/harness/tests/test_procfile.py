@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.inflight import HOLDS
 from harness.procfile import ProcessType, ProcfileError, of_service, parse, process_types, services
 
 SERVICES = ("gateway", "notifier", "orders")
@@ -53,3 +54,8 @@ def test_the_repositorys_procfile_runs_every_service_and_starts_consumers_before
     # Each consumer declares its queue before anything is published to its exchange.
     assert max(order.index(name) for name in order if kinds[name].command == "worker") < order.index("orders-relay")
     assert order.index("orders-web") < order.index("gateway"), "the gateway calls orders web"
+
+
+def test_every_process_type_has_its_way_to_hold_work_in_flight() -> None:
+    """A process type added to the Procfile needs its hold for the SIGTERM test (harness.inflight)."""
+    assert set(HOLDS) == set(process_types())
