@@ -9,6 +9,7 @@ factor: passed, or failed with the reason pytest gave.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class FactorReport:
                     else:
                         self._judge(factor, service, item.nodeid, report)
             progress.step(f"{report.outcome}: {item.nodeid}" + ("" if report.when == "call" else f" ({report.when})"))
+            if report.failed:
+                # The whole story once, on stderr with the progress: processes' own output included.
+                print(report.longreprtext, file=sys.stderr, flush=True)
         return report
 
     def _judge(self, factor: str, service: str, test: str, report: pytest.TestReport) -> None:
