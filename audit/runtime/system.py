@@ -32,13 +32,6 @@ class AuditedSystem:
     release: Release
     observer: Observer
     stack: Stack
-    amqp_url: str
-    redis_url: str
-    names: AmqpNames
-
-    def private_name(self, name: str) -> str:
-        """What the running system calls the exchange or queue ``name`` (``orders.events``)."""
-        return f"{self.names.prefix}.{name}"
 
     def process(self, name: str) -> ObservedProcess:
         """The process running now as ``name`` (``orders-web``, ``notifier-2``, ...)."""
@@ -98,7 +91,7 @@ async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) 
                 launch=launch,
             ) as stack,
         ):
-            yield AuditedSystem(root, release, observer, stack, amqp_url, redis_url, names)
+            yield AuditedSystem(root, release, observer, stack)
     finally:
         smtp.stop()
         await names.delete_all(amqp_url)
