@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from shared.messaging import dead_letter_names
-from shared.testing import backing_services
+from shared.testing import backing_services, free_port
 
 INNER_CONFTEST = 'pytest_plugins = ["shared.testing.plugin"]\n'
 INNER_INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
@@ -118,3 +118,10 @@ async def test_amqp_names_are_unique_to_the_run_and_deleted(inner: pytest.Pytest
                 await channel.declare_queue(name, passive=True)
     finally:
         await connection.close()
+
+
+def test_free_ports_are_never_handed_out_twice_and_stay_out_of_the_ephemeral_range() -> None:
+    low, _high = (int(bound) for bound in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(port < low for port in ports)

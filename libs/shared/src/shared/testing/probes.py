@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from typing import Any
 
@@ -12,12 +13,27 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from shared.testing.polling import eventually
 from shared.testing.processes import ServiceProcess
 
+# Below Linux's ephemeral range (32768-60999), so that no outgoing connection of a busy test can
+# take a port between the moment it is chosen and the moment its server binds it.
+_UNEPHEMERAL_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nobody listens on right now, never handed out before by this process
+    (a port asked for twice in a row by the kernel's own choice can come back the same)."""
+    for _ in range(1000):
+        port = random.choice(_UNEPHEMERAL_PORTS)  # noqa: S311 - spreading ports, not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {_UNEPHEMERAL_PORTS} after 1000 tries")
 
 
 async def is_ready(port: int) -> bool:
