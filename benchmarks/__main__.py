@@ -30,6 +30,7 @@ from typing import Any
 
 import uvloop
 
+from harness.stack import Servers
 from shared.testing.backing_services import benchmark_server_url
 from shared.testing.databases import scratch_databases
 
@@ -66,12 +67,11 @@ def parse_args() -> argparse.Namespace:
     return arguments
 
 
-def server_urls() -> tuple[str, str, str]:
+def servers() -> Servers:
     urls = [benchmark_server_url(component) for component in SERVERS]
     if not all(urls):
         raise SystemExit("make bench: set BENCH_ (or TEST_) DATABASE_URL, AMQP_URL and REDIS_URL")
-    database, amqp, redis = (str(url) for url in urls)
-    return database, amqp, redis
+    return Servers(*(str(url) for url in urls))
 
 
 async def raw_limits(server_url: str, amqp_url: str, seconds: float) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def _numbers(listed: str) -> list[float]:
 
 async def main() -> int:
     args = parse_args()
-    server_url, amqp_url, redis_url = server_urls()
+    attached = servers()
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
@@ -101,14 +101,12 @@ async def main() -> int:
             "log_level": args.log_level,
             "env": args.env,
         },
-        "raw": {} if args.skip_raw else await raw_limits(server_url, amqp_url, args.raw_seconds),
+        "raw": {} if args.skip_raw else await raw_limits(attached.postgres_url, attached.amqp_url, args.raw_seconds),
         "pipeline": {},
     }
     print(f"pipeline, telemetry {args.modes} ...", flush=True)
     results["pipeline"] = await pipeline.stepped(
-        server_url,
-        amqp_url,
-        redis_url,
+        attached,
         modes=args.modes.split(","),
         rates=_numbers(args.rates),
         step_seconds=args.step_seconds,

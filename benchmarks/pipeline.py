@@ -27,9 +27,7 @@ import asyncpg
 
 from harness.api import ORDER_BODY, ORDERS_PATH
 from harness.load import Answer, Run, open_loop
-from harness.stack import Stack, running_stack
-from shared.testing.amqp import AmqpNames
-from shared.testing.databases import scratch_databases
+from harness.stack import Servers, Stack, running_stack
 from shared.testing.otlp import OtlpSink
 
 from . import cpu
@@ -171,10 +169,8 @@ def _figures(
 
 @asynccontextmanager
 async def running_bench(
-    server_url: str, amqp_url: str, redis_url: str, *, telemetry: bool, log_level: str, env: dict[str, str]
+    servers: Servers, *, telemetry: bool, log_level: str, env: dict[str, str]
 ) -> AsyncIterator[Bench]:
-    names = AmqpNames(f"bench-{uuid.uuid4().hex[:8]}")
-    databases = [f"bench_{uuid.uuid4().hex[:8]}_{service}" for service in ("orders", "notifier")]
     smtp, traces = CountingSmtpSink(), OtlpSink()
     await smtp.start()
     await traces.start()
@@ -186,18 +182,7 @@ async def running_bench(
     environment |= {f"{prefix}_LOG_LEVEL": log_level for prefix in ("GATEWAY", "ORDERS", "NOTIFIER")}
     environment |= env
     try:
-        async with (
-            scratch_databases(server_url, databases) as (orders_database_url, notifier_database_url),
-            running_stack(
-                orders_database_url=orders_database_url,
-                notifier_database_url=notifier_database_url,
-                amqp_url=amqp_url,
-                redis_url=redis_url,
-                names=names,
-                smtp=smtp,
-                extra_env=environment,
-            ) as stack,
-        ):
+        async with running_stack(servers, label="bench", smtp=smtp, extra_env=environment) as stack:
             tokens = await stack.tokens([f"bench-{number}" for number in range(CUSTOMERS)])
             client = HttpClient(
                 "127.0.0.1",
@@ -216,13 +201,10 @@ async def running_bench(
     finally:
         await smtp.stop()
         await traces.stop()
-        await names.delete_all(amqp_url)
 
 
 async def stepped(
-    server_url: str,
-    amqp_url: str,
-    redis_url: str,
+    servers: Servers,
     *,
     modes: list[str],
     rates: list[float],
@@ -242,7 +224,7 @@ async def stepped(
     async with AsyncExitStack() as running:
         benches = {
             mode: await running.enter_async_context(
-                running_bench(server_url, amqp_url, redis_url, telemetry=mode == "on", log_level=log_level, env=env)
+                running_bench(servers, telemetry=mode == "on", log_level=log_level, env=env)
             )
             for mode in modes
         }

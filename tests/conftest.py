@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.stack import LAUNCH, Stack, from_source, running_stack
+from harness.stack import LAUNCH, Servers, Stack, from_source, running_stack
 from shared.testing.smtp import SmtpSink
-
-if TYPE_CHECKING:
-    # Imported by pytest through pytest_plugins below; importing it first would stop
-    # pytest from rewriting its assertions.
-    from shared.testing.amqp import AmqpNames
-    from shared.testing.plugin import NewDatabase
 
 pytest_plugins = ["shared.testing.plugin"]
 
@@ -45,21 +38,17 @@ def proxied_links() -> bool:
 @pytest.fixture
 async def stack(
     request: pytest.FixtureRequest,
-    new_database: NewDatabase,
+    postgres_server_url: str,
     amqp_url: str,
     redis_url: str,
-    amqp_names: AmqpNames,
     smtp_sink: SmtpSink,
     extra_env: dict[str, str],
     proxied_links: bool,
 ) -> AsyncIterator[Stack]:
     """Every Dozen process, running, on databases, exchanges and an SMTP server of this test's own."""
     async with running_stack(
-        orders_database_url=await new_database(),
-        notifier_database_url=await new_database(),
-        amqp_url=amqp_url,
-        redis_url=redis_url,
-        names=amqp_names,
+        Servers(postgres_server_url, amqp_url, redis_url),
+        label="test",
         smtp=smtp_sink,
         extra_env=extra_env,
         proxied_links=proxied_links,

@@ -4,7 +4,6 @@ SMTP sinks of the audit's own, against the servers the TEST_* URLs name."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,10 +12,8 @@ from pathlib import Path
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, build_release, current_release_id
 from harness.procfile import process_types
-from harness.stack import Launch, Stack, running_stack
-from shared.testing.amqp import AmqpNames
+from harness.stack import Launch, Servers, Stack, running_stack
 from shared.testing.backing_services import SERVER_URL_VARIABLES
-from shared.testing.databases import scratch_databases
 from shared.testing.smtp import SmtpSink
 
 SERVER_VARIABLES = tuple(SERVER_URL_VARIABLES.values())
@@ -45,14 +42,13 @@ class AuditedSystem:
         return process_types()[name.rsplit("-", 1)[0] if name[-1].isdigit() else name].port_variable
 
 
-def server_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:
+def servers(environ: Mapping[str, str]) -> Servers:
     missing = [variable for variable in SERVER_VARIABLES if not environ.get(variable)]
     if missing:
         raise SystemUnavailable(
             f"set {', '.join(missing)}: the servers the audited system may create databases, queues and keys on"
         )
-    database, amqp, redis = (environ[variable] for variable in SERVER_VARIABLES)
-    return database, amqp, redis
+    return Servers(*(environ[variable] for variable in SERVER_VARIABLES))
 
 
 def release_launcher(release: Release, observer: Observer) -> Launch:
@@ -68,30 +64,15 @@ def release_launcher(release: Release, observer: Observer) -> Launch:
 
 @asynccontextmanager
 async def audited_system(root: Path, environ: Mapping[str, str], workdir: Path) -> AsyncIterator[AuditedSystem]:
-    server_url, amqp_url, redis_url = server_urls(environ)
+    attached = servers(environ)
     release = build_release(root, workdir / "release", current_release_id(root, dict(environ)))
     observer = Observer(workdir)
     launch = release_launcher(release, observer)
 
-    run = uuid.uuid4().hex[:8]
-    names = AmqpNames(f"audit-{run}")
     smtp = SmtpSink()
     smtp.start()
-    databases = [f"audit_{run}_{purpose}" for purpose in ("orders", "notifier")]
     try:
-        async with (
-            scratch_databases(server_url, databases) as (orders_url, notifier_url),
-            running_stack(
-                orders_database_url=orders_url,
-                notifier_database_url=notifier_url,
-                amqp_url=amqp_url,
-                redis_url=redis_url,
-                names=names,
-                smtp=smtp,
-                launch=launch,
-            ) as stack,
-        ):
+        async with running_stack(attached, label="audit", smtp=smtp, launch=launch) as stack:
             yield AuditedSystem(root, release, observer, stack)
     finally:
         smtp.stop()
-        await names.delete_all(amqp_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import pytest
 from harness.procfile import process_types
 from harness.proxy import FaultProxy, ReadyInstances, fixed
 from shared.testing import ServiceProcess, free_port, wait_until_ready
+from shared.testing.amqp import AmqpNames
+from shared.testing.databases import scratch_databases
 from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
@@ -35,6 +38,16 @@ def from_source(service: str, arguments: Sequence[str], env: Mapping[str, str]) 
 # How a pytest run starts Dozen's processes when something other than this checkout is
 # tested: `make audit` runs the tests that prove a factor against the release it built.
 LAUNCH = pytest.StashKey[Launch]()
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The backing servers a stack runs on: it makes databases of its own on the PostgreSQL
+    server, and exchanges and queues of its own on RabbitMQ, and removes them afterwards."""
+
+    postgres_url: str
+    amqp_url: str
+    redis_url: str
 
 
 class MailServer(Protocol):
@@ -138,26 +151,31 @@ async def _one_off(process: ServiceProcess) -> None:
 
 @asynccontextmanager
 async def running_stack(
+    servers: Servers,
     *,
-    orders_database_url: str,
-    notifier_database_url: str,
-    amqp_url: str,
-    redis_url: str,
-    names: Callable[[str], str],
+    label: str,
     smtp: MailServer,
     extra_env: dict[str, str] | None = None,
     proxied_links: bool = False,
     launch: Launch = from_source,
 ) -> AsyncIterator[Stack]:
-    """Every process type, started in dependency order; ``extra_env`` goes to all of them, on top
-    of their config (OTEL_* variables, or a setting a test is about).
+    """Every process type, started in dependency order, on databases, exchanges and queues of
+    its own (``label`` and a run id in their names: concurrent runs never meet); ``extra_env``
+    goes to every process on top of its config (OTEL_* variables, or a setting a test is about).
 
     With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ and orders web through
     fault proxies (``Stack.links``), orders web and the gateway drain on SIGTERM, and both
     are kept in rotation by readiness (``Stack.rotations``); the tests themselves go direct.
     ``launch`` starts every process, one-offs included (default: this checkout's scripts).
     """
+    run = f"{label}_{uuid.uuid4().hex[:8]}"
+    names = AmqpNames(run.replace("_", "-"))
+    databases = [f"{run}_{service}" for service in ("orders", "notifier")]
     async with AsyncExitStack() as resources:
+        resources.push_async_callback(names.delete_all, servers.amqp_url)
+        orders_database_url, notifier_database_url = await resources.enter_async_context(
+            scratch_databases(servers.postgres_url, databases)
+        )
         ports = {name: free_port() for name in process_types()}
         links: dict[str, FaultProxy] = {}
         rotations: dict[str, ReadyInstances] = {}
@@ -165,7 +183,7 @@ async def running_stack(
             for kind in ("gateway", "orders-web"):
                 rotations[kind] = await resources.enter_async_context(ReadyInstances([ports[kind]]))
             links["postgres"] = await resources.enter_async_context(FaultProxy(fixed(orders_database_url)))
-            links["rabbitmq"] = await resources.enter_async_context(FaultProxy(fixed(amqp_url)))
+            links["rabbitmq"] = await resources.enter_async_context(FaultProxy(fixed(servers.amqp_url)))
             links["orders-web"] = await resources.enter_async_context(FaultProxy(rotations["orders-web"].choose))
         stack = Stack(
             gateway_url=f"http://127.0.0.1:{ports['gateway']}",
@@ -178,7 +196,9 @@ async def running_stack(
             links=links,
             rotations=rotations,
         )
-        async with _processes(stack, amqp_url=amqp_url, redis_url=redis_url, names=names, extra_env=extra_env or {}):
+        async with _processes(
+            stack, amqp_url=servers.amqp_url, redis_url=servers.redis_url, names=names, extra_env=extra_env or {}
+        ):
             yield stack
 
 
