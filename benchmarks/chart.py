@@ -17,8 +17,12 @@ import matplotlib.pyplot as plt
 MODES = {"off": ("telemetry off", "tab:blue"), "on": ("telemetry on (100 % sampled, exported)", "tab:orange")}
 
 
-def _offered(steps: list[dict[str, Any]]) -> list[float]:
-    return [step["target_per_second"] for step in steps]
+def _series(
+    axes: Any, steps: list[dict[str, Any]], figure: str, style: str, *, colour: str, label: str, **more: Any
+) -> None:
+    """One figure of the steps against the rate offered."""
+    offered = [step["target_per_second"] for step in steps]
+    axes.plot(offered, [step[figure] for step in steps], style, color=colour, label=label, **more)
 
 
 def draw(results: dict[str, Any], path: Path) -> Path:
@@ -31,34 +35,26 @@ def draw(results: dict[str, Any], path: Path) -> Path:
     for mode, run in runs.items():
         label, colour = MODES[mode]
         steps, past = run["steps"], run["overload"]
-        throughput.plot(
-            _offered(steps), [step["accepted_per_second"] for step in steps], "o-", color=colour, label=label
-        )
-        throughput.plot(
-            _offered(past),
-            [step["accepted_per_second"] for step in past],
+        _series(throughput, steps, "accepted_per_second", "o-", colour=colour, label=label)
+        _series(
+            throughput,
+            past,
+            "accepted_per_second",
             "^",
-            color=colour,
-            markersize=9,
+            colour=colour,
             label=f"past capacity (2x, 4x), {mode}",
-        )
-        latency.plot(
-            _offered(steps), [step["api_p99_ms"] for step in steps], "o-", color=colour, label=f"API p99, {mode}"
-        )
-        latency.plot(
-            _offered(steps),
-            [step["notified_p99_ms"] for step in steps],
-            "s--",
-            color=colour,
-            label=f"notified p99, {mode}",
-        )
-        latency.plot(
-            _offered(past),
-            [step["refusal_p99_ms"] for step in past],
-            "x",
-            color=colour,
             markersize=9,
+        )
+        _series(latency, steps, "api_p99_ms", "o-", colour=colour, label=f"API p99, {mode}")
+        _series(latency, steps, "notified_p99_ms", "s--", colour=colour, label=f"notified p99, {mode}")
+        _series(
+            latency,
+            past,
+            "refusal_p99_ms",
+            "x",
+            colour=colour,
             label=f"refusal p99 past capacity, {mode}",
+            markersize=9,
         )
     throughput.set(title="orders accepted", xlabel="offered orders/s", ylabel="accepted orders/s")
     latency.set(title="latency, 99th percentile", xlabel="offered orders/s", ylabel="ms", yscale="log")

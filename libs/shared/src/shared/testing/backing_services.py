@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
@@ -54,11 +55,16 @@ def _docker_answers() -> bool:
     return True
 
 
-def _unavailable(variable: str, example: str) -> BackingServiceUnavailable:
-    return BackingServiceUnavailable(
-        f"no {variable} set and no Docker engine answers: set {variable}={example} "
-        "(or start Docker so testcontainers can run one)"
-    )
+def _server(variable: str, example: str, container: Callable[[], str]) -> str:
+    """The URL ``variable`` names, else that of a container ``container`` starts in Docker."""
+    if url := os.environ.get(variable):
+        return url
+    if not _docker_answers():
+        raise BackingServiceUnavailable(
+            f"no {variable} set and no Docker engine answers: set {variable}={example} "
+            "(or start Docker so testcontainers can run one)"
+        )
+    return container()
 
 
 def postgres_url(stack: ExitStack) -> str:
@@ -66,36 +72,32 @@ def postgres_url(stack: ExitStack) -> str:
 
     A container, if one has to be started, lives as long as ``stack``.
     """
-    if url := os.environ.get(DATABASE_URL_VARIABLE):
-        return url
-    if not _docker_answers():
-        raise _unavailable(DATABASE_URL_VARIABLE, "postgresql://postgres@127.0.0.1:5432/postgres")
-    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
-    container = stack.enter_context(PostgresContainer(POSTGRES_IMAGE, driver=None))
-    return str(container.get_connection_url())
+    def container() -> str:
+        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+        return str(stack.enter_context(PostgresContainer(POSTGRES_IMAGE, driver=None)).get_connection_url())
+
+    return _server(DATABASE_URL_VARIABLE, "postgresql://postgres@127.0.0.1:5432/postgres", container)
 
 
 def amqp_url(stack: ExitStack) -> str:
-    if url := os.environ.get(AMQP_URL_VARIABLE):
-        return url
-    if not _docker_answers():
-        # pragma: allowlist nextline secret - RabbitMQ's well-known default account
-        raise _unavailable(AMQP_URL_VARIABLE, "amqp://guest:guest@127.0.0.1:5672/")
-    from testcontainers.rabbitmq import RabbitMqContainer  # noqa: PLC0415
+    def container() -> str:
+        from testcontainers.rabbitmq import RabbitMqContainer  # noqa: PLC0415
 
-    container = stack.enter_context(RabbitMqContainer(RABBITMQ_IMAGE))
-    params = container.get_connection_params()
+        params = stack.enter_context(RabbitMqContainer(RABBITMQ_IMAGE)).get_connection_params()
+        # pragma: allowlist nextline secret - RabbitMQ's well-known default account
+        return f"amqp://guest:guest@{params.host}:{params.port}/"
+
     # pragma: allowlist nextline secret - RabbitMQ's well-known default account
-    return f"amqp://guest:guest@{params.host}:{params.port}/"
+    return _server(AMQP_URL_VARIABLE, "amqp://guest:guest@127.0.0.1:5672/", container)
 
 
 def redis_url(stack: ExitStack) -> str:
-    if url := os.environ.get(REDIS_URL_VARIABLE):
-        return url
-    if not _docker_answers():
-        raise _unavailable(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0")
-    from testcontainers.redis import RedisContainer  # noqa: PLC0415
+    def container() -> str:
+        from testcontainers.redis import RedisContainer  # noqa: PLC0415
 
-    container = stack.enter_context(RedisContainer(REDIS_IMAGE))
-    return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+        redis = stack.enter_context(RedisContainer(REDIS_IMAGE))
+        return f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+
+    return _server(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0", container)
