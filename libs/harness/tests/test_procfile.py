@@ -49,8 +49,12 @@ def test_the_repositorys_procfile_runs_every_service_and_starts_consumers_before
 
     assert services() == SERVICES
     assert {kind.service for kind in kinds.values()} == set(SERVICES)
-    assert of_service("orders") == ["orders-worker", "orders-relay", "orders-web"]
     order = list(kinds)
+    for service in SERVICES:
+        names = of_service(service)
+        assert names, f"{service} runs no process"
+        assert names == sorted(names, key=order.index)
+        assert {kinds[name].service for name in names} == {service}
     # Each consumer declares its queue before anything is published to its exchange.
     assert max(order.index(name) for name in order if kinds[name].command == "worker") < order.index("orders-relay")
     assert order.index("orders-web") < order.index("gateway"), "the gateway calls orders web"
