@@ -277,3 +277,35 @@ async def test_when_recording_fails_after_the_emails_went_out_the_retry_sends_no
     await eventually(lambda: drain(probe), description="NotificationSent after the retry")
     assert len(smtp_sink.received()) == 1
     assert await fetchval(notifier_database_url, "SELECT count(*) FROM notifications") == 1
+
+
+async def test_notification_sent_with_no_queue_to_take_it_waits_for_one_instead_of_dead_lettering(
+    notifier_database_url: str,
+    amqp_url: str,
+    smtp_sink: SmtpSink,
+    names: Names,
+    amqp: AbstractRobustConnection,
+    orders: Publisher,
+) -> None:
+    """A fresh deploy where the orders worker has not declared its queue yet: the customer is
+    emailed once, and the order's NotificationSent is retried for as long as it is unroutable,
+    past the message's attempts, not dead-lettered with the order left unnotified."""
+    settings = worker_settings(notifier_database_url, amqp_url, smtp_sink.url, names)
+
+    def retries() -> float:
+        return REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": settings.queue}) or 0
+
+    async with TestServer(create_worker_app(settings)):
+        before = retries()
+        await publish_event(orders, order_created("alice"))
+
+        await eventually(
+            lambda: retries() >= before + 2 * settings.max_attempts, description="retried past its attempts"
+        )
+        dlq = await dead_letters(amqp, settings.queue)
+        assert await dlq.get(no_ack=True, fail=False) is None
+        probe = await notification_sent_probe(amqp, names)
+        [sent] = await eventually(lambda: drain(probe), description="NotificationSent once a queue takes it")
+
+    assert decode(sent.body, expect=NotificationSentV1).type == NotificationSentV1.event_type
+    assert len(smtp_sink.received()) == 1

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from notifier.keys import AMQP, DB_POOL, EVENTS, MAILER, SETTINGS
 from notifier.mail import Mailer
-from notifier.messaging import CONSUMED_EVENT, order_created_handler
+from notifier.messaging import CONSUMED_EVENT, TRANSIENT_FAILURES, order_created_handler
 from notifier.settings import WorkerSettings
-from shared.db import DATABASE_OUTAGE, pool_for
+from shared.db import pool_for
 from shared.messaging import (
     Publisher,
     amqp_connection,
@@ -63,7 +63,7 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
             exchange_name=settings.orders_exchange,
             routing_keys=[CONSUMED_EVENT.event_type],
             handler_factory=order_created_handler,
-            transient=DATABASE_OUTAGE,
+            transient=TRANSIENT_FAILURES,
             stop_timeout_seconds=settings.shutdown_timeout_seconds,
         )
     )

@@ -10,7 +10,7 @@ A batch holds the advisory locks of its events in one transaction while its emai
 (concurrently, over the mailer's sessions), records every sent one in the same transaction,
 then publishes the follow-up events with their confirms awaited together. An email that
 fails, a mailbox refusing for good, or an event that cannot be published fails only its own
-message. If the recording fails, the batch is tried again without sending what was sent
+message (the last retried until the broker takes it: ``TRANSIENT_FAILURES``). If the recording fails, the batch is tried again without sending what was sent
 (``Unrecorded``). The one accepted at-least-once edge: if the process dies after the SMTP
 server took an email but before its row is committed, the redelivered event sends the email
 again, with the same Message-ID so that mail clients can fold the two.
@@ -43,7 +43,7 @@ from notifier.mail import (
 from notifier.metrics import EMAILS_SENT
 from notifier.repository import Notification
 from notifier.unrecorded import Unrecorded
-from shared.db import db_span
+from shared.db import DATABASE_OUTAGE, db_span
 from shared.events import (
     CONTENT_TYPE,
     Envelope,
@@ -54,11 +54,17 @@ from shared.events import (
     encode,
     new_event,
 )
-from shared.messaging import Batch, BatchHandler, Delivery, Outcomes, Publisher, Unprocessable
+from shared.messaging import Batch, BatchHandler, Delivery, Outcomes, Publisher, PublishFailed, Unprocessable
 
 log = logging.getLogger(__name__)
 
 CONSUMED_EVENT = OrderCreatedV1
+# Retried for as long as they last, never counted against a message's attempts: the
+# database's outage, and NotificationSent not taken by the broker (no queue bound yet on a
+# fresh deploy, a confirm that did not come, a nack under an alarm). The email of such a
+# message is already sent and recorded, so a retry only announces it again; dead-lettering
+# it would leave a notified customer's order `accepted` until someone replays it.
+TRANSIENT_FAILURES = (*DATABASE_OUTAGE, PublishFailed)
 EVENT_SOURCE = "/dozen/notifier"
 # Namespaces for ids derived from the OrderCreated event id (uuid5 is deterministic).
 _NOTIFICATION_IDS = uuid.UUID("6f1c1c1e-4b0e-4c39-9f1e-0e8f2f7b6a01")
