@@ -172,3 +172,39 @@ async def test_a_batch_committed_but_never_acked_is_redelivered_and_changes_noth
     assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 3
     assert await fetchval(orders_database_url, "SELECT array_agg(notified_at ORDER BY id) FROM orders") == notified_at
     assert REGISTRY.get_sample_value("dozen_inbox_duplicates_total", duplicates) == duplicates_before + 3
+
+
+async def test_a_database_that_does_not_answer_in_time_is_waited_out_not_held_against_the_message(
+    orders_database_url: str, amqp_url: str, names: Names, notifier: Publisher, order_id: UUID
+) -> None:
+    """Statements timing out are the database's outage, as behind a blackholed link: the
+    message is retried past its attempts without being dead-lettered, and marks its order
+    once the database answers again."""
+    settings = worker_settings(orders_database_url, amqp_url, names).model_copy(
+        update={"db_command_timeout_seconds": 0.2}
+    )
+
+    def retries() -> float:
+        return REGISTRY.get_sample_value("dozen_message_retries_total", {"queue": settings.queue}) or 0
+
+    blocker = await asyncpg.connect(orders_database_url)
+    try:
+        async with TestServer(create_worker_app(settings)):
+            transaction = blocker.transaction()
+            await transaction.start()
+            # Nobody else gets an answer about orders until this transaction ends.
+            await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            before = retries()
+            await send(notifier, notification_sent(order_id), "n-1")
+            await eventually(
+                lambda: retries() >= before + 2 * settings.max_attempts, description="retried past its attempts"
+            )
+            await transaction.rollback()
+
+            await eventually(
+                lambda: fetchval(orders_database_url, "SELECT status = 'notified' FROM orders"),
+                description="order notified once the database answers",
+            )
+            assert handled(settings.queue, "dead_lettered") == 0
+    finally:
+        await blocker.close()

@@ -2,7 +2,7 @@
 
 from shared.db.command import ensure_database, migrate, migrate_package
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
-from shared.db.pool import Pool, PoolConnection, close_pool, pool_for, postgres_pool
+from shared.db.pool import DatabaseTimeout, Pool, PoolConnection, close_pool, pool_for, postgres_pool
 from shared.db.settings import PostgresSettings
 from shared.db.tracing import db_span
 from shared.db.unavailable import DATABASE_OUTAGE, UNAVAILABLE_ERRORS, database_unavailable_middleware
@@ -10,6 +10,7 @@ from shared.db.unavailable import DATABASE_OUTAGE, UNAVAILABLE_ERRORS, database_
 __all__ = [
     "DATABASE_OUTAGE",
     "UNAVAILABLE_ERRORS",
+    "DatabaseTimeout",
     "Migration",
     "MigrationError",
     "Pool",

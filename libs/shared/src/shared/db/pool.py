@@ -42,6 +42,12 @@ async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     did, finding a connection broken mid-message, ``_Borrowed`` does instead."""
 
 
+class DatabaseTimeout(TimeoutError):
+    """The database did not answer in time: no connection within the acquire timeout (or the
+    connect timeout), or a statement unanswered within the command timeout. What a server
+    behind a blackholed link looks like; a consumer waits it out like any outage."""
+
+
 class _Borrowed(_AcquireContext):
     """A borrowed connection that goes back to the pool only if it is known to be sound.
 
@@ -55,11 +61,21 @@ class _Borrowed(_AcquireContext):
 
     __slots__ = ()
 
+    async def __aenter__(self) -> PoolConnection:
+        try:
+            return await super().__aenter__()
+        except TimeoutError as exc:
+            raise DatabaseTimeout("no database connection within the acquire timeout") from exc
+
     async def __aexit__(self, *exc: object) -> None:
         _, failure, _ = exc
         if failure is not None and not isinstance(failure, asyncpg.PostgresError) and self.connection is not None:
             self.connection.terminate()
         await super().__aexit__(*exc)
+        # A borrower waits on nothing else while it holds a connection (the notifier gathers
+        # its emails' failures), so a timeout out of its block is a statement unanswered.
+        if isinstance(failure, TimeoutError) and not isinstance(failure, DatabaseTimeout):
+            raise DatabaseTimeout("the database did not answer within the command timeout") from failure
 
 
 class BoundedPool(asyncpg.pool.Pool):

@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from shared.db.pool import DatabaseTimeout
 from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 # The server gone or restarting, as a message consumer sees it: retry until it is back
 # (RetryPolicy.transient). Narrower than UNAVAILABLE_ERRORS: a bare OSError or timeout may
-# come from another service (SMTP, say), whose failures must still count.
+# come from another service (SMTP, say), whose failures must still count; the database's own
+# timeouts are told apart as DatabaseTimeout.
 DATABASE_OUTAGE: tuple[type[BaseException], ...] = (
+    DatabaseTimeout,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
