@@ -13,6 +13,7 @@ from pydantic import Field
 from shared.config import Port, ServiceSettings, load_settings
 from shared.logging import configure_logging
 from shared.web import create_base_app, run
+from shared.web.supervision import supervise
 
 log = logging.getLogger("sample")
 
@@ -22,6 +23,8 @@ class SampleSettings(ServiceSettings, env_prefix="SAMPLE_"):
 
     port: Port
     work_seconds: float = Field(1.0, ge=0)
+    # The loop it runs beside its requests breaks at once (a bug, as a supervised loop meets one).
+    loop_breaks: bool = False
 
 
 SAMPLE_SETTINGS = web.AppKey("sample_settings", SampleSettings)
@@ -41,11 +44,26 @@ async def resource(app: web.Application) -> AsyncIterator[None]:
     log.info("resource closed")
 
 
+async def loop(breaks: bool) -> None:
+    if not breaks:
+        await asyncio.Event().wait()  # runs until cancelled at shutdown
+    raise RuntimeError("the loop broke")
+
+
+@asynccontextmanager
+async def background_loop(app: web.Application) -> AsyncIterator[None]:
+    task = supervise(app, asyncio.create_task(loop(app[SAMPLE_SETTINGS].loop_breaks), name="sample-loop"))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def create_app(settings: SampleSettings) -> web.Application:
     app = create_base_app(settings)
     app[SAMPLE_SETTINGS] = settings
     app.router.add_get("/slow", slow)
     app.cleanup_ctx.append(resource)
+    app.cleanup_ctx.append(background_loop)
     return app
 
 

@@ -119,3 +119,18 @@ async def test_a_process_never_ready_is_reported_with_what_it_printed() -> None:
         assert '"listening"' in str(failure.value)
     finally:
         await process.stop()
+
+
+async def test_a_loop_that_dies_stops_its_process_gracefully_with_exit_1_and_says_why() -> None:
+    process = await start({"SAMPLE_PORT": str(free_port()), "SAMPLE_LOOP_BREAKS": "true"})
+    try:
+        assert await process.wait(timeout_seconds=30) == 1
+    finally:
+        await process.stop()
+    [died] = [
+        record for record in process.records if record.get("message") == "background loop ended; stopping the process"
+    ]
+    assert died["task"] == "sample-loop"
+    assert "RuntimeError: the loop broke" in died["exc_info"]
+    messages = [record.get("message") for record in process.records]
+    assert messages.index("shutdown requested") < messages.index("resource closed") < messages.index("stopped")

@@ -9,7 +9,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
 from shared.config import ServiceSettings
+from shared.testing import eventually
 from shared.web import PROBLEM_CONTENT_TYPE, READINESS, Problem, create_base_app
+from shared.web.supervision import LIFECYCLE, supervise
 
 
 class WebSettings(ServiceSettings, env_prefix="WEBTEST_"):
@@ -52,6 +54,19 @@ async def test_healthz_answers_without_touching_dependencies(client: TestClient[
 
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
+
+
+async def test_healthz_is_503_once_a_supervised_loop_has_died(client: TestClient[web.Request, web.Application]) -> None:
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    supervise(client.app, asyncio.create_task(broken(), name="the-loop"))
+
+    await eventually(lambda: client.app[LIFECYCLE].failure is not None, description="the loop's end noticed")
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert await response.json() == {"status": "failed", "reason": "the-loop ended"}
+    assert client.app[LIFECYCLE].stop_requested.is_set()
 
 
 async def test_readyz_reports_each_dependency(client: TestClient[web.Request, web.Application]) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
+import aiohttp
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -138,3 +139,22 @@ async def test_unroutable_events_stay_in_the_outbox_until_a_consumer_binds(
         received = await collect(probe, 5)
 
     assert len({message.message_id for message in received}) == 5
+
+
+async def test_a_relay_loop_that_dies_turns_liveness_red_instead_of_idling_live_and_ready(
+    orders_database_url: str, amqp_url: str, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_connect(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the LISTEN loop")
+
+    monkeypatch.setattr("orders.relay.asyncpg.connect", broken_connect)
+    async with (
+        TestServer(create_relay_app(relay_settings(orders_database_url, amqp_url, names))) as server,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def liveness_red() -> bool:
+            async with http.get(server.make_url("/healthz")) as response:
+                return response.status == 503 and (await response.json())["reason"] == "outbox-listener ended"
+
+        await eventually(liveness_red, description="liveness red, naming the loop")

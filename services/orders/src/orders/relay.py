@@ -26,6 +26,7 @@ from shared.db import UNAVAILABLE_ERRORS, Pool
 from shared.events import CONTENT_TYPE
 from shared.messaging import Publisher, amqp_connection, declare_event_exchange, open_confirming_channel
 from shared.web import create_base_app
+from shared.web.supervision import supervise
 
 log = logging.getLogger(__name__)
 
@@ -180,18 +181,14 @@ async def relay_tasks(app: web.Application) -> AsyncIterator[None]:
         linger_seconds=settings.relay_linger_seconds,
     )
     stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(relay.run(stop), name="relay"),
-        asyncio.create_task(
-            keep_listening(
-                settings.database_url.get_secret_value(), relay.wake, stop, settings.relay_poll_interval_seconds
-            ),
-            name="outbox-listener",
+    loops = {
+        "relay": relay.run(stop),
+        "outbox-listener": keep_listening(
+            settings.database_url.get_secret_value(), relay.wake, stop, settings.relay_poll_interval_seconds
         ),
-        asyncio.create_task(
-            report_backlog(app[DB_POOL], stop, settings.relay_metrics_interval_seconds), name="outbox-metrics"
-        ),
-    ]
+        "outbox-metrics": report_backlog(app[DB_POOL], stop, settings.relay_metrics_interval_seconds),
+    }
+    tasks = [supervise(app, asyncio.create_task(loop, name=name)) for name, loop in loops.items()]
     log.info("relaying", extra={"exchange": settings.events_exchange, "batch_size": settings.relay_batch_size})
     try:
         yield

@@ -131,9 +131,11 @@ class Consumer:
         """True once stop() has cancelled the subscription: no new deliveries arrive."""
         return self._consumer_tag is None and self._stopping.is_set()
 
-    async def start(self) -> None:
+    async def start(self) -> asyncio.Task[None]:
+        """Subscribe; the task that handles the deliveries, until stop() (for supervision)."""
         self._batches = asyncio.create_task(self._run_batches(), name=f"consume {self._queue.name}")
         self._consumer_tag = await self._queue.consume(self._arrive)
+        return self._batches
 
     async def stop(self, timeout_seconds: float) -> None:
         """Take no new deliveries, let the batch and the retries under way finish, then close the

@@ -20,6 +20,7 @@ from shared.messaging.retry import RetryPolicy
 from shared.messaging.topology import dead_letter_names, declare_consumer_queue
 from shared.queue_settings import ConsumerSettings
 from shared.web.app import READINESS, CleanupContext
+from shared.web.supervision import supervise
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,15 @@ def queue_consumer(
             max_batch=prefetch_count,
             linger_seconds=settings.batch_linger_seconds,
         )
-        await consumer.start()
+        supervise(app, await consumer.start())
         log.info("consuming", extra={"queue": queue_name, "prefetch_count": prefetch_count})
         stop_sampling = asyncio.Event()
-        sampler = asyncio.create_task(
-            _sample_depths(app[connection_key], [queue_name, *dead_letter_names(queue_name)[1:]], stop_sampling)
+        sampler = supervise(
+            app,
+            asyncio.create_task(
+                _sample_depths(app[connection_key], [queue_name, *dead_letter_names(queue_name)[1:]], stop_sampling),
+                name=f"sample {queue_name}",
+            ),
         )
         try:
             yield

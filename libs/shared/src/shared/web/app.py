@@ -15,6 +15,7 @@ from shared.web.limit import FixedLimit
 from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
+from shared.web.supervision import LIFECYCLE, Lifecycle
 
 # One resource's whole life, for app.cleanup_ctx: opened at start-up, closed at shutdown.
 CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
@@ -27,7 +28,16 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 async def healthz(request: web.Request) -> web.Response:
     # Liveness touches no dependency: a database outage must not get every pod restarted.
+    # Only the process's own state counts: a loop it runs for its purpose has died.
+    failure = request.app[LIFECYCLE].failure
+    if failure is not None:
+        return web.json_response({"status": "failed", "reason": failure}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def _stopping(app: web.Application) -> None:
+    # However the app is shut down (serve(), a test's server): supervised loops end now on purpose.
+    app[LIFECYCLE].request_stop()
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -62,6 +72,8 @@ def create_base_app(
     if in_flight is not None:
         app.middlewares.insert(0, in_flight_limit(in_flight))
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
+    app[LIFECYCLE] = Lifecycle()
+    app.on_shutdown.append(_stopping)
     app.on_response_prepare.append(close_connections_while_draining)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from shared.config import ServiceSettings
 from shared.web.access_log import JsonAccessLogger
 from shared.web.app import READINESS
+from shared.web.supervision import LIFECYCLE
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +38,20 @@ async def serve(
         shutdown_timeout=settings.shutdown_timeout_seconds,
         handle_signals=False,
     )
-    stop = asyncio.Event()
+    lifecycle = app[LIFECYCLE]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lifecycle.request_stop)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
         log.info("listening", extra={"host": host, "port": port})
-        await stop.wait()
-        log.info("shutdown requested", extra={"drain_seconds": settings.shutdown_drain_seconds})
+        await lifecycle.stop_requested.wait()
+        log.info(
+            "shutdown requested",
+            extra={"drain_seconds": settings.shutdown_drain_seconds, "reason": lifecycle.failure or "signal"},
+        )
         app[READINESS].begin_shutdown()
         # A deliberate pause, not synchronisation: the orchestrator needs time to see
         # readiness fail and take this instance out of rotation.
@@ -76,3 +80,6 @@ def run(
         # One JSON line with the traceback instead of a bare one on stderr.
         log.exception("process failed")
         raise SystemExit(1) from None
+    if app[LIFECYCLE].failure is not None:
+        # Stopped gracefully, but because a loop it exists to run died: not a clean exit.
+        raise SystemExit(1)
