@@ -56,6 +56,11 @@ async def declare_consumer_queue(
             "x-queue-type": QUEUE_TYPE,
             # A backstop: whatever the broker itself rejects still lands beside the queue.
             "x-dead-letter-exchange": dlx_name,
+            # ...at least once: kept until the dead-letter queue confirms it, never dropped when
+            # it cannot (RabbitMQ's default is at-most-once). The strategy needs the overflow
+            # mode that refuses new publishes instead of dropping the oldest.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
             # A message that crashes its consumer every time must not loop forever.
             "x-delivery-limit": REDELIVERY_LIMIT,
         },
