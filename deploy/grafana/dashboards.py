@@ -152,7 +152,15 @@ def messaging() -> Dashboard:
         uid="dozen-messaging",
         tags=["dozen"],
         panels=[
-            panel("Outbox backlog", [target("max(dozen_outbox_backlog)", "unpublished rows")], 0),
+            panel(
+                "Outbox backlog",
+                [
+                    target("max(dozen_outbox_backlog)", "unpublished rows"),
+                    # Above 0 only after the broker refused rows past the limit: `orders outbox unpark`.
+                    target("max(dozen_outbox_parked)", "parked rows"),
+                ],
+                0,
+            ),
             panel(
                 "Oldest unpublished outbox row",
                 [target("max(dozen_outbox_oldest_unpublished_age_seconds)", "age")],

@@ -17,9 +17,10 @@ from prometheus_client import REGISTRY
 from orders.relay import create_relay_app
 from orders.settings import RelaySettings
 from shared.db import Pool
-from shared.testing import drain, eventually, fetchval
+from shared.messaging import declare_event_exchange
+from shared.testing import ServiceProcess, drain, eventually, fetchval
 
-from .support import Names, bind_probe_queue, every_row_marked, place_orders
+from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, place_orders
 
 
 def relay_settings(database_url: str, amqp_url: str, names: Names, **overrides: object) -> RelaySettings:
@@ -158,3 +159,73 @@ async def test_a_relay_loop_that_dies_turns_liveness_red_instead_of_idling_live_
                 return response.status == 503 and (await response.json())["reason"] == "outbox-listener ended"
 
         await eventually(liveness_red, description="liveness red, naming the loop")
+
+
+NOBODY_BINDS = "dozen.nobody.listens.v1"
+
+
+async def refused_rows_at_the_head(pool: Pool, count: int) -> None:
+    """Outbox rows older than any order that no queue takes: the broker refuses each one."""
+    await pool.execute(
+        """INSERT INTO outbox (event_id, event_type, aggregate_id, payload)
+           SELECT gen_random_uuid(), $1, gen_random_uuid(), '{}'::jsonb FROM generate_series(1, $2)""",
+        NOBODY_BINDS,
+        count,
+    )
+
+
+async def test_rows_the_broker_refuses_at_the_head_of_the_outbox_hold_up_nothing_behind_them(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, probe: AbstractQueue
+) -> None:
+    await refused_rows_at_the_head(pool, 100)
+    await place_orders(pool, 5)
+
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, relay_settings(orders_database_url, amqp_url, names, relay_batch_size=25))
+        received = await collect(probe, 5)
+
+    assert len({message.message_id for message in received}) == 5
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders WHERE published_at IS NULL") == 0
+    assert await fetchval(orders_database_url, "SELECT min(attempts) FROM outbox WHERE event_type = $1", NOBODY_BINDS)
+
+
+async def test_rows_refused_past_the_limit_are_parked_counted_and_unparked_by_the_one_off(
+    orders_database_url: str, amqp_url: str, names: Names, pool: Pool, amqp: AbstractRobustConnection
+) -> None:
+    await refused_rows_at_the_head(pool, 3)
+    settings = relay_settings(
+        orders_database_url,
+        amqp_url,
+        names,
+        relay_max_attempts=2,
+        relay_first_backoff_seconds=0.01,
+        relay_max_backoff_seconds=0.02,
+        relay_poll_interval_seconds=0.05,
+        relay_metrics_interval_seconds=0.05,
+    )
+    async with AsyncExitStack() as stack:
+        await relay_running(stack, settings)
+        await eventually(lambda: REGISTRY.get_sample_value("dozen_outbox_parked") == 3, description="3 rows parked")
+        assert await fetchval(orders_database_url, "SELECT min(attempts) FROM outbox") == 2
+        assert REGISTRY.get_sample_value("dozen_outbox_backlog") == 0
+
+        channel = await amqp.channel()
+        exchange = await declare_event_exchange(channel, names.orders_exchange)
+        fixed = await channel.declare_queue(names.probe_queue, durable=True)
+        await fixed.bind(exchange, NOBODY_BINDS)
+        listed = await one_off(orders_database_url, "outbox", "unpark", "--dry-run")
+        assert [json.loads(line)["parked"]["event_type"] for line in listed] == [NOBODY_BINDS] * 3
+        assert REGISTRY.get_sample_value("dozen_outbox_parked") == 3, "a dry run changed something"
+        await one_off(orders_database_url, "outbox", "unpark")
+
+        received = await collect(fixed, 3)
+    assert len({message.message_id for message in received}) == 3
+    assert await every_row_marked(orders_database_url)
+
+
+async def one_off(database_url: str, *command: str) -> list[str]:
+    """An `orders` admin command run to its end; the lines it printed (its log lines aside)."""
+    process = ServiceProcess([ORDERS_SCRIPT, *command], env={"ORDERS_DATABASE_URL": database_url})
+    await process.start()
+    assert await process.wait(timeout_seconds=30) == 0, process.output()
+    return [line for line in process.lines if '"level"' not in line]

@@ -10,10 +10,11 @@ A batch holds the advisory locks of its events in one transaction while its emai
 (concurrently, over the mailer's sessions), records every sent one in the same transaction,
 then publishes the follow-up events with their confirms awaited together. An email that
 fails, a mailbox refusing for good, or an event that cannot be published fails only its own
-message (the last retried until the broker takes it: ``TRANSIENT_FAILURES``). If the recording fails, the batch is tried again without sending what was sent
-(``Unrecorded``). The one accepted at-least-once edge: if the process dies after the SMTP
-server took an email but before its row is committed, the redelivered event sends the email
-again, with the same Message-ID so that mail clients can fold the two.
+message (the last retried until the broker takes it: ``TRANSIENT_FAILURES``). If the
+recording fails, the batch is tried again without sending what was sent (``Unrecorded``).
+The one accepted at-least-once edge: if the process dies after the SMTP server took an email
+but before its row is committed, the redelivered event sends the email again, with the same
+Message-ID so that mail clients can fold the two.
 """
 
 from __future__ import annotations

@@ -72,6 +72,28 @@ def outbox_redrive(arguments: argparse.Namespace) -> None:
         log.info("redrive done", extra={"redriven": len(redriven), "dry_run": arguments.dry_run})
 
 
+def outbox_unpark(arguments: argparse.Namespace) -> None:
+    """One-off: let the relays try again the outbox rows they parked after too many refusals."""
+    from orders.outbox import unpark  # noqa: PLC0415
+
+    settings = load_settings(DatabaseSettings)
+
+    async def run() -> list[dict[str, object]]:
+        async with asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1) as pool:
+            rows = await unpark(pool, order_ids=arguments.orders, dry_run=arguments.dry_run)
+        return [{name: str(value) for name, value in vars(row).items()} for row in rows]
+
+    with running(settings):
+        try:
+            rows = asyncio.run(run())
+        except (OSError, asyncpg.PostgresError):
+            log.exception("unpark failed; nothing changed")
+            raise SystemExit(1) from None
+        for row in rows:
+            print(json.dumps({"parked" if arguments.dry_run else "unparked": row}))
+        log.info("unpark done", extra={"unparked": len(rows), "dry_run": arguments.dry_run})
+
+
 def serve_web(arguments: argparse.Namespace) -> None:
     from orders.app import create_app  # noqa: PLC0415 - each process imports only what it runs
 
@@ -131,6 +153,16 @@ def main(argv: list[str] | None = None) -> None:
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     redrive.add_argument("--dry-run", action="store_true", help="list what would be re-driven; change nothing")
     redrive.set_defaults(run=outbox_redrive)
+    unparking = outbox_commands.add_parser(
+        "unpark",
+        help="try again the rows the relays parked after the broker refused them too often "
+        "(dozen_outbox_parked > 0), once the cause is fixed; --dry-run lists them",
+    )
+    unparking.add_argument(
+        "--order", dest="orders", action="append", type=uuid.UUID, metavar="ORDER_ID", help="this order's (repeatable)"
+    )
+    unparking.add_argument("--dry-run", action="store_true", help="list the parked rows; change nothing")
+    unparking.set_defaults(run=outbox_unpark)
     add_dlq_commands(commands, QueueSettings)
     arguments = parser.parse_args(argv)
     arguments.run(arguments)

@@ -6,6 +6,9 @@ OUTBOX_BACKLOG = Gauge("dozen_outbox_backlog", "Outbox rows not yet published.")
 OUTBOX_OLDEST_AGE = Gauge(
     "dozen_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when none)."
 )
+OUTBOX_PARKED = Gauge(
+    "dozen_outbox_parked", "Outbox rows the relays stopped trying after the broker refused them too often."
+)
 OUTBOX_PUBLISHED = Counter("dozen_outbox_published", "Outbox rows published and confirmed by the broker.")
 OUTBOX_PUBLISH_FAILURES = Counter(
     "dozen_outbox_publish_failures", "Outbox publishes that were not confirmed (retried later).", ["reason"]

@@ -1,4 +1,5 @@
-"""The outbox table: the relay claims unpublished rows and marks them published; an operator
+"""The outbox table: the relay claims rows due for publishing and marks them published, or
+puts off (and in the end parks) those the broker refuses; an operator unparks rows and
 re-drives the events of orders stuck waiting for their notification."""
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ class OutboxRow:
 class Backlog:
     rows: int
     oldest_age_seconds: float
+    parked: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An outbox row the broker refused (unroutable, nacked), and why."""
+
+    row: OutboxRow
+    error: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a refused row is tried again before it is parked, and how long it waits."""
+
+    max_attempts: int
+    first_backoff_seconds: float
+    max_backoff_seconds: float
 
 
 class Claim:
@@ -58,10 +77,39 @@ class Claim:
             [row.id for row in rows],
         )
 
+    async def mark_refused(self, refused: Sequence[Refused], policy: RetryPolicy) -> int:
+        """Count each refusal and put its row off, twice as long each time; park a row that has
+        used up its attempts. How many were parked now."""
+        if not refused:
+            return 0
+        parked = await self._connection.fetchval(
+            """
+            WITH refused AS (
+                UPDATE outbox SET
+                    attempts = attempts + 1,
+                    last_error = refusal.error,
+                    next_attempt_at = clock_timestamp()
+                        + make_interval(secs => least($4::float8, $3::float8 * 2 ^ attempts)),
+                    parked_at = CASE WHEN attempts + 1 >= $5 THEN clock_timestamp() END
+                FROM unnest($1::bigint[], $2::text[]) AS refusal(id, error)
+                WHERE outbox.id = refusal.id
+                RETURNING parked_at
+            )
+            SELECT count(parked_at) FROM refused
+            """,
+            [refusal.row.id for refusal in refused],
+            [refusal.error for refusal in refused],
+            policy.first_backoff_seconds,
+            policy.max_backoff_seconds,
+            policy.max_attempts,
+        )
+        return int(parked)
+
 
 @asynccontextmanager
 async def claim_batch(pool: Pool, limit: int) -> AsyncIterator[Claim]:
-    """Lock up to ``limit`` unpublished rows, oldest first, skipping rows other relays hold.
+    """Lock up to ``limit`` rows due for publishing, oldest first, skipping rows other relays
+    hold, rows put off after a refusal until their time, and parked rows.
 
     The locks last until the block ends, so relays running side by side never claim the
     same row; whatever the block marks is committed with it.
@@ -70,7 +118,9 @@ async def claim_batch(pool: Pool, limit: int) -> AsyncIterator[Claim]:
         records = await connection.fetch(
             """
             SELECT id, event_id, event_type, aggregate_id, payload::text AS payload, traceparent, tracestate
-            FROM outbox WHERE published_at IS NULL
+            FROM outbox
+            WHERE published_at IS NULL AND parked_at IS NULL
+              AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp())
             ORDER BY id LIMIT $1
             FOR UPDATE SKIP LOCKED
             """,
@@ -81,13 +131,49 @@ async def claim_batch(pool: Pool, limit: int) -> AsyncIterator[Claim]:
 
 async def backlog(pool: Pool) -> Backlog:
     record = await pool.fetchrow(
-        """SELECT count(*) AS rows,
-                  coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age
+        """SELECT count(*) FILTER (WHERE parked_at IS NULL) AS rows,
+                  coalesce(extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE parked_at IS NULL)),
+                           0)::float8 AS age,
+                  count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
            FROM outbox WHERE published_at IS NULL"""
     )
     if record is None:  # An aggregate over a table always yields one row.
         raise RuntimeError("backlog query returned no row")
-    return Backlog(rows=int(record["rows"]), oldest_age_seconds=float(record["age"]))
+    return Backlog(rows=int(record["rows"]), oldest_age_seconds=float(record["age"]), parked=int(record["parked"]))
+
+
+@dataclass(frozen=True)
+class Parked:
+    """An outbox row the relays stopped trying, and why."""
+
+    order_id: UUID
+    event_id: UUID
+    event_type: str
+    attempts: int
+    last_error: str | None
+    parked_at: datetime
+
+
+async def unpark(pool: Pool, *, order_ids: Sequence[UUID] | None, dry_run: bool) -> list[Parked]:
+    """Give parked rows (of ``order_ids``, or all) their attempts back, so that the relays try
+    them again at once; the rows as they were. Safe to repeat: a row is published once."""
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            """SELECT id, aggregate_id AS order_id, event_id, event_type, attempts, last_error, parked_at
+               FROM outbox
+               WHERE published_at IS NULL AND parked_at IS NOT NULL
+                 AND ($1::uuid[] IS NULL OR aggregate_id = ANY($1::uuid[]))
+               ORDER BY id FOR UPDATE""",
+            None if order_ids is None else list(order_ids),
+        )
+        if rows and not dry_run:
+            await connection.execute(
+                """UPDATE outbox SET parked_at = NULL, next_attempt_at = NULL, attempts = 0
+                   WHERE id = ANY($1::bigint[])""",
+                [row["id"] for row in rows],
+            )
+            await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return [Parked(**{name: row[name] for name in Parked.__dataclass_fields__}) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,25 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from orders.app import database
 from orders.keys import AMQP, DB_POOL, RELAY_SETTINGS
-from orders.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
-from orders.outbox import NOTIFY_CHANNEL, OutboxRow, backlog, claim_batch
+from orders.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PARKED,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_PUBLISHED,
+)
+from orders.outbox import NOTIFY_CHANNEL, OutboxRow, Refused, RetryPolicy, backlog, claim_batch
 from orders.settings import RelaySettings
 from shared.db import UNAVAILABLE_ERRORS, Pool
 from shared.events import CONTENT_TYPE
-from shared.messaging import Publisher, amqp_connection, declare_event_exchange, open_confirming_channel
+from shared.messaging import (
+    Nacked,
+    Publisher,
+    Unroutable,
+    amqp_connection,
+    declare_event_exchange,
+    open_confirming_channel,
+)
 from shared.web import create_base_app
 from shared.web.supervision import supervise
 
@@ -42,8 +55,10 @@ class Relay:
         *,
         batch_size: int,
         poll_interval_seconds: float,
+        retry: RetryPolicy,
         linger_seconds: float = 0.0,
     ) -> None:
+        self._retry = retry
         self._pool = pool
         self._publisher = publisher
         self._batch_size = batch_size
@@ -88,6 +103,18 @@ class Relay:
             outcomes = await asyncio.gather(*(self._publish(row) for row in claim.rows), return_exceptions=True)
             confirmed = [row for row, outcome in zip(claim.rows, outcomes, strict=True) if outcome is None]
             await claim.mark_published(confirmed)
+            # The broker's verdict on these very messages, not its outage: put off, in the end parked.
+            refused = [
+                Refused(row, str(outcome))
+                for row, outcome in zip(claim.rows, outcomes, strict=True)
+                if isinstance(outcome, Unroutable | Nacked)
+            ]
+            parked = await claim.mark_refused(refused, self._retry)
+        if parked:
+            log.error(
+                "outbox rows parked after too many refusals; `orders outbox unpark` tries them again",
+                extra={"parked": parked, "error": refused[0].error},
+            )
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         OUTBOX_PUBLISHED.inc(len(confirmed))
         for failure in failures:
@@ -165,6 +192,7 @@ async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: floa
         else:
             OUTBOX_BACKLOG.set(current.rows)
             OUTBOX_OLDEST_AGE.set(current.oldest_age_seconds)
+            OUTBOX_PARKED.set(current.parked)
         await _first_of(stop, seconds=interval_seconds)
 
 
@@ -179,6 +207,11 @@ async def relay_tasks(app: web.Application) -> AsyncIterator[None]:
         batch_size=settings.relay_batch_size,
         poll_interval_seconds=settings.relay_poll_interval_seconds,
         linger_seconds=settings.relay_linger_seconds,
+        retry=RetryPolicy(
+            max_attempts=settings.relay_max_attempts,
+            first_backoff_seconds=settings.relay_first_backoff_seconds,
+            max_backoff_seconds=settings.relay_max_backoff_seconds,
+        ),
     )
     stop = asyncio.Event()
     loops = {

@@ -47,6 +47,13 @@ class RelaySettings(MessagingSettings):
     # How long the relay waits, once woken, for more commits to carry in the same batch.
     relay_linger_seconds: float = Field(0.025, ge=0, le=1)
     relay_metrics_interval_seconds: float = Field(1.0, gt=0)
+    # A row the broker refuses (unroutable, nacked) waits this long, doubling up to the most,
+    # so that it holds up nothing behind it; after this many refusals it is parked for an
+    # operator (`orders outbox unpark`). The defaults give a consumer that is not yet bound
+    # about a quarter of an hour. The broker's outage counts for nothing: rows just wait.
+    relay_max_attempts: int = Field(20, ge=1, le=1000)
+    relay_first_backoff_seconds: float = Field(1.0, gt=0)
+    relay_max_backoff_seconds: float = Field(60.0, gt=0)
 
 
 class WorkerSettings(MessagingSettings, QueueSettings, queue_settings.ConsumerSettings):
