@@ -8,7 +8,18 @@ import pytest
 
 from harness.invariants import OUTCOMES
 
-COLUMNS = ("scenario", "accepted", "refused", "lost", "duplicated", "emailed twice", "recovered in", "also measured")
+COLUMNS = (
+    "scenario",
+    "accepted",
+    "refused",
+    "retried (unknown)",
+    "lost",
+    "duplicated",
+    "unexpected",
+    "emailed twice (allowed)",
+    "recovered in",
+    "also measured",
+)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -22,9 +33,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             outcome.scenario,
             outcome.accepted,
             outcome.refused,
+            outcome.retried,
             outcome.lost,
             outcome.duplicated,
-            outcome.emailed_twice,
+            outcome.unexpected,
+            f"{outcome.emailed_twice} ({outcome.may_email_twice})",
             f"{outcome.recovered_seconds:.1f} s",
             outcome.note,
         )
@@ -47,7 +60,8 @@ class Progress:
         for outcome in OUTCOMES[self._reported :]:
             reporter.write_line(
                 f"  [{time.monotonic() - self._began:4.0f} s] {outcome.scenario}: accepted {outcome.accepted}, "
-                f"lost {outcome.lost}, duplicated {outcome.duplicated}, "
+                f"lost {outcome.lost}, duplicated {outcome.duplicated}, unexpected {outcome.unexpected}, "
+                f"emailed twice {outcome.emailed_twice} ({outcome.may_email_twice} allowed), "
                 f"recovered in {outcome.recovered_seconds:.1f} s"
             )
         self._reported = len(OUTCOMES)

@@ -50,7 +50,6 @@ async def test_latency_then_connection_resets_on_every_link_lose_and_duplicate_n
     )
     # The faults really happened on every link, or this test proves nothing.
     assert all(count > 0 for count in reset.values()), reset
-    assert outcome.lost == 0, outcome
-    assert outcome.duplicated == 0, outcome
+    assert not outcome.violations, outcome
     # Recovered by itself: once the faults are over, requests succeed again.
     assert failed["after"] == 0, failed

@@ -17,6 +17,7 @@ from harness.invariants import record, settle
 from harness.procfile import process_types
 from harness.stack import Stack
 from harness.steady import steady_load
+from notifier.settings import WorkerSettings as NotifierSettings
 from shared.testing import eventually, fetchval
 
 ORDERS_PER_SECOND = 50
@@ -35,31 +36,35 @@ async def test_kill_9_and_restart_loses_and_duplicates_nothing(stack: Stack, pro
         before = (await customer.place(key=key)).order
         async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
             await load.reached(BEFORE, within=30)
-            async with _mid_batch(stack, process) as when:
+            async with _mid_batch(stack, process) as (when, may_email_twice):
                 await stack.kill_and_restart(process)
             load.fault_over()
             resumed = len(load.acknowledged)
             await load.reached(resumed + AFTER)
         replayed = await customer.place(key=key)
-    outcome = record(await settle(stack, load, f"kill -9 {process}, restart"), when)
-    assert outcome.lost == 0, outcome
-    assert outcome.duplicated == 0, outcome
+    # The accepted edge: an email the server took from the killed notifier, never recorded.
+    outcome = record(await settle(stack, load, f"kill -9 {process}, restart", may_email_twice=may_email_twice), when)
+    assert not outcome.violations, outcome
     assert replayed.headers.get("Idempotent-Replayed") == "true", "the replay after the restart made a new order"
     assert replayed.order["id"] == before["id"]
 
 
 @asynccontextmanager
-async def _mid_batch(stack: Stack, process: str) -> AsyncIterator[str]:
+async def _mid_batch(stack: Stack, process: str) -> AsyncIterator[tuple[str, int]]:
     """For the consumers, hold a batch half done until the block ends, so the kill lands in
     it: the notifier with emails on the wire, the orders worker with its transaction open.
-    Gives what the kill interrupted."""
+    Gives what the kill interrupted, and how many emails it may make go out twice."""
     if process == "notifier":
         stack.mailbox.delay_seconds = 0.5
         try:
             await eventually(
                 lambda: stack.mailbox.in_progress >= 2, timeout_seconds=30, description="a batch's emails on the wire"
             )
-            yield f"killed with {stack.mailbox.in_progress} emails of a batch on the wire, none recorded"
+            # Each of the notifier's SMTP sessions may have had one email taken, none recorded.
+            yield (
+                f"killed with {stack.mailbox.in_progress} emails of a batch on the wire, none recorded",
+                NotifierSettings.model_fields["smtp_connections"].default,
+            )
         finally:
             stack.mailbox.delay_seconds = 0.0
     elif process == "orders-worker":
@@ -73,11 +78,11 @@ async def _mid_batch(stack: Stack, process: str) -> AsyncIterator[str]:
                     timeout_seconds=30,
                     description="the worker's batch waiting",
                 )
-                yield "killed with a batch's transaction open, waiting on a lock"
+                yield "killed with a batch's transaction open, waiting on a lock", 0
         finally:
             await holder.close()
     else:
-        yield ""
+        yield "", 0
 
 
 async def _worker_waiting_on_the_lock(stack: Stack) -> bool | None:

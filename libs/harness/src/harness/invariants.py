@@ -1,4 +1,18 @@
-"""The business invariants after a fault: every acknowledged order kept and notified once."""
+"""The checker: after a fault, what exists is reconciled with what the client asked for.
+
+Jepsen's way: the client's history (every idempotency key it used, and what it was told)
+against the system's final state, once the system has settled. The invariants:
+
+- every acknowledged order exists (else *lost*);
+- at most one order per (customer, key), and each order notified, emailed and recorded once
+  (else *duplicated*): the duplicates a customer would see, not ones the inbox absorbs;
+- every order of the load's customers was asked for under one of the client's keys (else
+  *unexpected*);
+- every order that exists, acknowledged or not (a timeout, a reset: an unknown outcome the
+  client could not tell), reaches notified (else the settle fails, saying where orders stand);
+- emails sent twice at most as many as the scenario allows: the one accepted edge, a notifier
+  dying (or its link reset) after the SMTP server took an email and before the commit.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +34,27 @@ class Outcome:
     scenario: str
     accepted: int
     refused: int
+    # Tried again under the same key after an answer that did not say (timeout, reset, 502).
+    retried: int
     lost: int
     duplicated: int
-    # The one accepted at-least-once edge: killed after the SMTP server took the email,
-    # before the notification row committed. Same Message-ID; reported, not a failure.
+    unexpected: int
     emailed_twice: int
-    # From the end of the fault (or of the load, for faults without one) to every kept order notified.
+    # How many emails sent twice the scenario's faults may cause (the accepted edge).
+    may_email_twice: int
+    # From the end of the fault (or of the load, for faults without one) to every order notified.
     recovered_seconds: float
     note: str = ""
+
+    @property
+    def violations(self) -> list[str]:
+        """The invariants this outcome breaks, in words; none for a sound run."""
+        found = [f"{count} {what}" for what, count in (("lost", self.lost), ("duplicated", self.duplicated)) if count]
+        if self.unexpected:
+            found.append(f"{self.unexpected} orders nobody placed")
+        if self.emailed_twice > self.may_email_twice:
+            found.append(f"{self.emailed_twice} emails sent twice, {self.may_email_twice} allowed")
+        return found
 
 
 async def _stages(stack: Stack, kept: list[str]) -> dict[str, int]:
@@ -64,27 +91,26 @@ def record(outcome: Outcome, note: str = "") -> Outcome:
     return noted
 
 
-async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
-    """Wait until every kept order is notified; count what was lost or done twice."""
+async def settle(stack: Stack, load: Load, scenario: str, *, may_email_twice: int = 0) -> Outcome:
+    """Wait until every order of the load's customers is notified; reconcile them with the
+    client's history."""
     acknowledged = load.acknowledged
     started = load.fault_ended_at or time.monotonic()
-    kept = [
-        str(row["id"])
-        for row in await fetch(
-            stack.orders_database_url, "SELECT id FROM orders WHERE id = ANY($1::uuid[])", acknowledged
-        )
-    ]
 
-    async def all_notified() -> bool | None:
+    async def placed() -> list[dict[str, str]]:
         rows = await fetch(
             stack.orders_database_url,
-            "SELECT count(*) AS n FROM orders WHERE id = ANY($1::uuid[]) AND status = 'notified'",
-            kept,
+            "SELECT id::text, customer_id, idempotency_key, status FROM orders WHERE customer_id = ANY($1::text[])",
+            load.customers,
         )
-        return True if int(rows[0]["n"]) == len(kept) else None
+        return [dict(row) for row in rows]
+
+    async def all_notified() -> list[dict[str, str]] | None:
+        orders = await placed()
+        return orders if all(order["status"] == "notified" for order in orders) else None
 
     try:
-        await eventually(
+        orders = await eventually(
             all_notified,
             timeout_seconds=RECOVERY_TIMEOUT_SECONDS,
             interval_seconds=0.25,
@@ -95,24 +121,29 @@ async def settle(stack: Stack, load: Load, scenario: str) -> Outcome:
             name: [record for record in process.records if record.get("level") in {"warning", "error", "critical"}][-5:]
             for name, process in stack.processes.items()
         }
+        kept = [order["id"] for order in await placed()]
         raise AssertionError(
-            f"{stuck}; where the kept orders stand: {await _stages(stack, kept)}; "
-            f"each process's last warnings: {complaints}"
+            f"{stuck}; where the orders stand: {await _stages(stack, kept)}; each process's last warnings: {complaints}"
         ) from None
     recovered = time.monotonic() - started
+    ids = [order["id"] for order in orders]
+    per_key = Counter((order["customer_id"], order["idempotency_key"]) for order in orders)
     notifications = Counter(
-        str(row["order_id"]) for row in await fetch(stack.notifier_database_url, "SELECT order_id FROM notifications")
-    )
-    sent = await fetch(
-        stack.orders_database_url, "SELECT count(*) AS n FROM inbox WHERE event_type = 'dozen.notification.sent.v1'"
+        str(row["order_id"])
+        for row in await fetch(
+            stack.notifier_database_url, "SELECT order_id FROM notifications WHERE order_id = ANY($1::uuid[])", ids
+        )
     )
     emails = Counter(email["X-Dozen-Order-Id"] for email in stack.mailbox.received())
     return Outcome(
         scenario=scenario,
         accepted=len(acknowledged),
         refused=sum(load.refused.values()),
-        lost=len(acknowledged) - len(kept),
-        duplicated=sum(count - 1 for count in notifications.values()) + abs(int(sent[0]["n"]) - len(notifications)),
-        emailed_twice=sum(1 for count in emails.values() if count > 1),
+        retried=load.retried,
+        lost=len(set(acknowledged) - set(ids)),
+        duplicated=sum(count - 1 for count in per_key.values()) + sum(count - 1 for count in notifications.values()),
+        unexpected=sum(1 for customer, key in per_key if load.issued.get(key) != customer),
+        emailed_twice=sum(emails[order_id] - 1 for order_id in ids if emails[order_id] > 1),
+        may_email_twice=may_email_twice,
         recovered_seconds=recovered,
     )

@@ -1,5 +1,12 @@
 """Steady load through the gateway while a fault happens: what the gateway acknowledged is
-what the system promised to keep."""
+what the system promised to keep.
+
+The client is a real client's: every order under an idempotency key of its own, and an
+attempt whose outcome it cannot know (no answer, a connection reset, a 5xx other than a
+refusal) tried again under the same key, a few times, as a real client would. Every key it
+used is kept with its customer, so that the checker (``harness.invariants``) can reconcile
+what exists with what was asked for, unknown outcomes included.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,12 @@ from harness.stack import Stack
 from shared.testing import eventually
 
 CUSTOMERS = 5
+CUSTOMER_PREFIX = "fault-"
 CLIENT_TIMEOUT_SECONDS = 10
+# Answers that do not say whether the order was placed: the client asks again, same key.
+# 503 and 429 are refusals at capacity (with Retry-After): counted, not retried here.
+UNKNOWN_STATUSES = frozenset({500, 502, 504})
+TRIES = 3
 
 
 class NoGatewayReady(Exception):
@@ -30,8 +42,16 @@ class NoGatewayReady(Exception):
 class Load:
     run: Run
     fault_ended_at: float | None = None
+    # Every idempotency key the client used, with the customer it used it for.
+    issued: dict[str, str] = field(default_factory=dict)
+    # Attempts tried again under the same key because their outcome was unknown.
+    retried: int = 0
     _ids: list[str] = field(default_factory=list)
     _read: int = 0
+
+    @property
+    def customers(self) -> list[str]:
+        return [f"{CUSTOMER_PREFIX}{index}" for index in range(CUSTOMERS)]
 
     @property
     def acknowledged(self) -> list[str]:
@@ -64,18 +84,35 @@ class Load:
 @asynccontextmanager
 async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]:
     """Place orders at ``per_second`` through the gateways in rotation until the block ends;
-    a failed request is only counted."""
-    tokens = await asyncio.gather(*(stack.token(f"fault-{index}") for index in range(CUSTOMERS)))
+    a refused request is only counted, one with an unknown outcome tried again (same key)."""
+    load = Load(Run())
+    tokens = await asyncio.gather(*(stack.token(customer) for customer in load.customers))
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
 
-        async def place(index: int) -> Answer:
+        async def post(token: str, key: str) -> Answer:
             gateway = stack.gateway_for_next_request()
             if gateway is None:
                 raise NoGatewayReady
-            headers = {"Authorization": f"Bearer {tokens[index % CUSTOMERS]}", "Idempotency-Key": str(uuid.uuid4())}
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
             async with http.post(f"{gateway}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as answer:
                 return Answer(answer.status, {k.lower(): v for k, v in answer.headers.items()}, await answer.read())
 
+        async def place(index: int) -> Answer:
+            key = str(uuid.uuid4())
+            load.issued[key] = load.customers[index % CUSTOMERS]
+            for _ in range(TRIES - 1):
+                try:
+                    answer = await post(tokens[index % CUSTOMERS], key)
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                else:
+                    if answer.status not in UNKNOWN_STATUSES:
+                        return answer
+                load.retried += 1
+            # The last try: however it ends is the attempt's outcome.
+            return await post(tokens[index % CUSTOMERS], key)
+
         async with running_open_loop(place, rate=per_second) as run:
-            yield Load(run)
+            load.run = run
+            yield load
