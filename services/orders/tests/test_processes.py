@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from shared.db import discover
 from shared.events import CONTENT_TYPE, NotificationSentV1
 from shared.messaging import Publisher, declare_event_exchange, open_confirming_channel
-from shared.testing import ServiceProcess, eventually, fetchval, free_port, wait_until_ready
+from shared.testing import ServiceProcess, eventually, execute, fetchval, free_port, wait_until_ready
 
 from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, notification_sent, place_orders
 
@@ -227,3 +227,33 @@ async def _event_ids(url: str, condition: str) -> set[str | None]:
         return {row["event_id"] for row in rows}
     finally:
         await connection.close()
+
+
+async def test_prune_is_a_one_off_that_deletes_only_what_is_past_the_retention(orders_database_url: str) -> None:
+    await execute(
+        orders_database_url,
+        """
+        INSERT INTO outbox (event_id, event_type, aggregate_id, payload, created_at, published_at)
+        SELECT gen_random_uuid(), 'dozen.order.created.v1', gen_random_uuid(), '{}', at, published
+        FROM (VALUES (now() - interval '40 days', now() - interval '40 days'),
+                     (now() - interval '40 days', NULL),
+                     (now(), now())) AS rows(at, published);
+        INSERT INTO inbox (event_id, event_type, received_at)
+        VALUES (gen_random_uuid(), 'dozen.notification.sent.v1', now() - interval '40 days'),
+               (gen_random_uuid(), 'dozen.notification.sent.v1', now());
+        """,
+    )
+    env = {"ORDERS_DATABASE_URL": orders_database_url, "ORDERS_RETENTION_DAYS": "30"}
+    for command, expected in ((["--dry-run"], {"would_delete": {"outbox": 1, "inbox": 1}}), ([], None)):
+        process = ServiceProcess([ORDERS_SCRIPT, "prune", *command], env=env)
+        await process.start()
+        assert await process.wait(timeout_seconds=30) == 0, process.output()
+        if expected:
+            printed = [json.loads(line) for line in process.lines if line.startswith('{"would_delete"')]
+            assert printed == [expected], process.output()
+
+    # Gone: the row published long ago and the event consumed long ago. Kept: the row never
+    # published however old (the relay still owes it), and everything recent.
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox") == 2
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM inbox") == 1

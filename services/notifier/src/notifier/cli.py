@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
+from notifier.settings import DatabaseSettings, PruneSettings, QueueSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
+from shared.db.retention import Expiring, add_prune_command
 from shared.dlq import add_dlq_commands
 from shared.process import running
 from shared.web import run
@@ -34,5 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     migrate_parser.set_defaults(run=migrate)
     commands.add_parser("worker", help="consume OrderCreated; management port NOTIFIER_PORT").set_defaults(run=worker)
     add_dlq_commands(commands, QueueSettings)
+    # The inbox of OrderCreated: a notification's row is what stops a second email.
+    add_prune_command(commands, PruneSettings, [Expiring("notifications", "sent_at")])
     arguments = parser.parse_args(argv)
     arguments.run(arguments)

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from notifier.mail import Sender
 from shared import queue_settings
 from shared.config import Port, ServiceSettings, SmtpUrl
-from shared.db import PostgresSettings
+from shared.db import PostgresSettings, RetentionSettings
 
 
 class NotifierSettings(ServiceSettings, env_prefix="NOTIFIER_"):
@@ -16,6 +16,11 @@ class NotifierSettings(ServiceSettings, env_prefix="NOTIFIER_"):
 
 class DatabaseSettings(NotifierSettings, PostgresSettings):
     """`notifier migrate`, and the worker."""
+
+
+class PruneSettings(DatabaseSettings, RetentionSettings):
+    """`notifier prune`: notifications past the retention go (a replayed event older than
+    that would be emailed again)."""
 
 
 class QueueSettings(NotifierSettings, queue_settings.QueueSettings):

@@ -10,9 +10,10 @@ import uuid
 
 import asyncpg
 
-from orders.settings import DatabaseSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
+from orders.settings import DatabaseSettings, PruneSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
+from shared.db.retention import Expiring, add_prune_command
 from shared.dlq import add_dlq_commands
 from shared.process import running
 from shared.web import InternalAccessLogger, run
@@ -164,5 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     unparking.add_argument("--dry-run", action="store_true", help="list the parked rows; change nothing")
     unparking.set_defaults(run=outbox_unpark)
     add_dlq_commands(commands, QueueSettings)
+    # Kept only to make a repeat harmless: a published event's row, a consumed event's id.
+    add_prune_command(commands, PruneSettings, [Expiring("outbox", "published_at"), Expiring("inbox", "received_at")])
     arguments = parser.parse_args(argv)
     arguments.run(arguments)

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from shared import queue_settings
 from shared.config import AmqpUrl, Port, ServiceSettings
-from shared.db import PostgresSettings
+from shared.db import PostgresSettings, RetentionSettings
 
 
 class OrdersSettings(ServiceSettings, env_prefix="ORDERS_"):
@@ -15,6 +15,10 @@ class OrdersSettings(ServiceSettings, env_prefix="ORDERS_"):
 
 class DatabaseSettings(OrdersSettings, PostgresSettings):
     """Every process type, and the one-offs migrate and outbox redrive: all of them use the database."""
+
+
+class PruneSettings(DatabaseSettings, RetentionSettings):
+    """`orders prune`: published outbox rows and inbox rows past the retention go."""
 
 
 class QueueSettings(OrdersSettings, queue_settings.QueueSettings):

@@ -3,7 +3,7 @@
 from shared.db.command import ensure_database, migrate, migrate_package
 from shared.db.migrations import Migration, MigrationError, apply_migrations, discover
 from shared.db.pool import DatabaseTimeout, Pool, PoolConnection, close_pool, pool_for, postgres_pool
-from shared.db.settings import PostgresSettings
+from shared.db.settings import PostgresSettings, RetentionSettings
 from shared.db.tracing import db_span
 from shared.db.unavailable import DATABASE_OUTAGE, UNAVAILABLE_ERRORS, database_unavailable_middleware
 
@@ -16,6 +16,7 @@ __all__ = [
     "Pool",
     "PoolConnection",
     "PostgresSettings",
+    "RetentionSettings",
     "apply_migrations",
     "close_pool",
     "database_unavailable_middleware",

@@ -19,3 +19,11 @@ class PostgresSettings(BaseModel):
     # The longest anyone waits for a pooled connection (a request never past its deadline):
     # past it, a web process answers 503 with Retry-After rather than queue without end.
     db_pool_acquire_timeout_seconds: float = Field(1.0, gt=0, le=30)
+
+
+class RetentionSettings(BaseModel):
+    """Mixed into the settings of a service's ``prune`` one-off (shared.db.retention):
+    <SERVICE>_RETENTION_DAYS."""
+
+    # A month: far beyond the redelivery limit and the time a dead letter waits for its replay.
+    retention_days: float = Field(30.0, ge=1, le=3650)
