@@ -69,7 +69,7 @@ test-e2e: ## Every process type as a real process: 200 orders through the gatewa
 	uv run --no-sync pytest tests --ignore=tests/faults $(PYTEST_ARGS)
 
 .PHONY: test-faults
-test-faults: ## Twelve fault scenarios under steady load (kills, outages, rolling restart, poison, SMTP, network), then their table
+test-faults: ## The fault scenarios under steady load (kills, outages, an alarm, rolling restart, poison, SMTP, network), then their table
 	uv sync --locked --all-packages --quiet
 	uv run --no-sync pytest tests/faults --verbose $(PYTEST_ARGS)
 

@@ -14,13 +14,18 @@ import pytest
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-async def _run(*argv: str) -> None:
+async def _output(*argv: str) -> str:
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     output, _ = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({process.returncode}): {output.decode(errors='replace')}")
+    return output.decode().strip()
+
+
+async def _run(*argv: str) -> None:
+    await _output(*argv)
 
 
 @asynccontextmanager
@@ -36,6 +41,22 @@ async def rabbitmq_stopped(amqp_url: str) -> AsyncIterator[None]:
     finally:
         await _run(control, "-q", "start_app")
         await _run(control, "-q", "await_startup")
+
+
+@asynccontextmanager
+async def rabbitmq_memory_alarm(amqp_url: str) -> AsyncIterator[None]:
+    """The broker's memory alarm raised (its high watermark set next to nothing): RabbitMQ
+    blocks every connection that publishes until it clears. Cleared afterwards, even when
+    the block fails, by putting the watermark back as it was."""
+    control = shutil.which("rabbitmqctl")
+    if urlsplit(amqp_url).hostname not in LOCAL_HOSTS or control is None:
+        pytest.fail("a RabbitMQ alarm needs TEST_AMQP_URL on this machine and rabbitmqctl on PATH", pytrace=False)
+    watermark = await _output(control, "-q", "eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    await _run(control, "-q", "set_vm_memory_high_watermark", "0.000001")
+    try:
+        yield
+    finally:
+        await _run(control, "-q", "set_vm_memory_high_watermark", watermark)
 
 
 def _cluster_version() -> str:

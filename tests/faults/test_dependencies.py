@@ -13,7 +13,7 @@ from harness.invariants import record, settle
 from harness.stack import Stack
 from harness.steady import steady_load
 from shared.testing import eventually
-from tests.faults.servers import postgres_stopped, rabbitmq_stopped
+from tests.faults.servers import postgres_stopped, rabbitmq_memory_alarm, rabbitmq_stopped
 
 ORDERS_PER_SECOND = 50
 
@@ -49,6 +49,26 @@ async def test_rabbitmq_down_for_ten_seconds_orders_are_still_accepted_and_all_d
         await load.reached(len(load.acknowledged) + 100, within=90)
     outcome = record(await settle(stack, load, "RabbitMQ stopped ~10 s"), f"accepted while down: {accepted_while_down}")
     assert accepted_while_down >= 10 * ORDERS_PER_SECOND
+    assert not outcome.violations, outcome
+
+
+async def test_a_rabbitmq_memory_alarm_blocks_every_publisher_for_a_while_and_loses_nothing(
+    stack: Stack, amqp_url: str
+) -> None:
+    # The relay's publishes and the notifier's NotificationSent wait out the alarm (no
+    # confirm: put off, never counted against a row or a message); the notifier keeps its
+    # consuming connection unblocked, apart from the one it publishes on.
+    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+        await load.reached(100)
+        async with rabbitmq_memory_alarm(amqp_url):
+            alarm_from = len(load.acknowledged)
+            await load.reached(alarm_from + 10 * ORDERS_PER_SECOND)
+            accepted_during = len(load.acknowledged) - alarm_from
+        load.fault_over()
+        await load.reached(len(load.acknowledged) + 100, within=90)
+    outcome = record(
+        await settle(stack, load, "RabbitMQ memory alarm ~10 s"), f"accepted during the alarm: {accepted_during}"
+    )
     assert not outcome.violations, outcome
 
 

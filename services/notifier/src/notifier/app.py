@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from notifier.keys import AMQP, DB_POOL, EVENTS, MAILER, SETTINGS
+from notifier.keys import AMQP, AMQP_PUBLISHING, DB_POOL, EVENTS, MAILER, SETTINGS
 from notifier.mail import Mailer
 from notifier.messaging import CONSUMED_EVENT, TRANSIENT_FAILURES, order_created_handler
 from notifier.settings import WorkerSettings
@@ -25,7 +25,7 @@ from shared.web import create_base_app
 @asynccontextmanager
 async def events_publisher(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    channel = await open_confirming_channel(app[AMQP])
+    channel = await open_confirming_channel(app[AMQP_PUBLISHING])
     exchange = await declare_event_exchange(channel, settings.events_exchange)
     app[EVENTS] = Publisher(exchange, confirm_timeout_seconds=settings.publish_confirm_timeout_seconds)
     try:
@@ -53,7 +53,13 @@ def create_worker_app(settings: WorkerSettings) -> web.Application:
     app[SETTINGS] = settings
     # In this order, so that at shutdown the consumer stops first and the pool last.
     app.cleanup_ctx.append(pool_for(DB_POOL, settings))
-    app.cleanup_ctx.append(amqp_connection(AMQP, settings.amqp_url.get_secret_value(), connection_name="notifier"))
+    amqp_url = settings.amqp_url.get_secret_value()
+    app.cleanup_ctx.append(amqp_connection(AMQP, amqp_url, connection_name="notifier"))
+    app.cleanup_ctx.append(
+        amqp_connection(
+            AMQP_PUBLISHING, amqp_url, connection_name="notifier-publishing", readiness_check="rabbitmq publishing"
+        )
+    )
     app.cleanup_ctx.append(events_publisher)
     app.cleanup_ctx.append(smtp_mailer)
     app.cleanup_ctx.append(

@@ -51,7 +51,16 @@ async def _sample_depths(connection: AbstractRobustConnection, queue_names: list
             await asyncio.wait_for(stop.wait(), DEPTH_SAMPLE_SECONDS)
 
 
-def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str) -> CleanupContext:
+def amqp_connection(
+    key: web.AppKey[AbstractRobustConnection], url: str, *, connection_name: str, readiness_check: str = "rabbitmq"
+) -> CleanupContext:
+    """A robust connection at ``key`` for the app's life, its state a readiness check.
+
+    A process that both consumes and publishes opens one of each: under a memory or disk
+    alarm RabbitMQ blocks every connection that publishes, and a consumer sharing it would
+    stop acknowledging too.
+    """
+
     @asynccontextmanager
     async def connection_context(app: web.Application) -> AsyncIterator[None]:
         connection = await connect(url, connection_name=connection_name)
@@ -62,7 +71,7 @@ def amqp_connection(key: web.AppKey[AbstractRobustConnection], url: str, *, conn
             if connection.is_closed or not connection.connected.is_set():
                 raise ConnectionError("AMQP connection is down")
 
-        app[READINESS].add_check("rabbitmq", connected)
+        app[READINESS].add_check(readiness_check, connected)
         try:
             yield
         finally:
