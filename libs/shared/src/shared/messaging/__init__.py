@@ -14,6 +14,7 @@ from shared.messaging.consumer import (
 from shared.messaging.delivery import Batch, BatchHandler, Delivery, Handler, Outcomes
 from shared.messaging.lifecycle import amqp_connection, queue_consumer
 from shared.messaging.publisher import (
+    BrokerUnavailable,
     ConfirmTimeout,
     Nacked,
     Publisher,
@@ -39,6 +40,7 @@ __all__ = [
     "REDELIVERY_LIMIT",
     "Batch",
     "BatchHandler",
+    "BrokerUnavailable",
     "ConfirmTimeout",
     "Consumer",
     "ConsumerQueue",

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
@@ -45,7 +44,9 @@ async def _sample_depths(connection: AbstractRobustConnection, queue_names: list
                     QUEUE_MESSAGES.labels(name).set(queue.declaration_result.message_count or 0)
             finally:
                 await channel.close()
-        except aio_pika.exceptions.AMQPError as exc:
+        except Exception as exc:  # noqa: BLE001 - a sample missed only leaves a gauge as it was
+            # The broker gone or reconnecting shows here in many guises (aio-pika raises a bare
+            # RuntimeError for a connection not open yet); the consumer reports the outage.
             log.debug("queue depth not sampled", extra={"error": type(exc).__name__})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), DEPTH_SAMPLE_SECONDS)

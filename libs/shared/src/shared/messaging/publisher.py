@@ -14,7 +14,7 @@ from typing import cast
 
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection, HeadersType
-from aio_pika.exceptions import DeliveryError, PublishError
+from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
 
 from shared.messaging.metrics import PUBLISH_CONFIRM_SECONDS, PUBLISH_FAILURES
 
@@ -35,6 +35,11 @@ class ConfirmTimeout(PublishFailed):
     """No confirm in time; the broker may or may not have the message (publish again: consumers dedupe)."""
 
 
+class BrokerUnavailable(PublishFailed):
+    """The channel or connection was closed or not open yet (the broker gone, a reconnect
+    under way): the message was not sent, or not confirmed."""
+
+
 async def open_confirming_channel(connection: AbstractRobustConnection) -> AbstractChannel:
     return await connection.channel(publisher_confirms=True, on_return_raises=True)
 
@@ -45,7 +50,7 @@ class Publisher:
         self._timeout = confirm_timeout_seconds
         # Series exist from the start, so dashboards show zero rather than nothing.
         PUBLISH_CONFIRM_SECONDS.labels(exchange.name)
-        for reason in ("unroutable", "nacked", "timeout"):
+        for reason in ("unroutable", "nacked", "timeout", "unavailable"):
             PUBLISH_FAILURES.labels(exchange.name, reason)
 
     async def publish(
@@ -80,4 +85,9 @@ class Publisher:
         except TimeoutError as exc:
             PUBLISH_FAILURES.labels(self._exchange.name, "timeout").inc()
             raise ConfirmTimeout(f"no confirm for message {message_id} within {self._timeout:g} s") from exc
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            # aio-pika says "not open" or "closed" with RuntimeError (aiormq's
+            # ChannelInvalidStateError among them) while a robust connection reconnects.
+            PUBLISH_FAILURES.labels(self._exchange.name, "unavailable").inc()
+            raise BrokerUnavailable(f"message {message_id} not published: {type(exc).__name__}: {exc}") from exc
         PUBLISH_CONFIRM_SECONDS.labels(self._exchange.name).observe(time.perf_counter() - started)
