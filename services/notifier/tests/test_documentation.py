@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from notifier.settings import DatabaseSettings, QueueSettings, WorkerSettings
+from notifier.settings import DatabaseSettings, PruneSettings, QueueSettings, WorkerSettings
 from shared.testing.documentation import assert_configuration_documented
 
 
 def test_the_readme_documents_every_variable_each_process_type_reads() -> None:
     assert_configuration_documented(
         Path(__file__).parents[1] / "README.md",
-        {"migrate": DatabaseSettings, "worker": WorkerSettings, "dlq": QueueSettings},
+        {"migrate": DatabaseSettings, "worker": WorkerSettings, "dlq": QueueSettings, "prune": PruneSettings},
     )

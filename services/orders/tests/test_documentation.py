@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orders.settings import DatabaseSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
+from orders.settings import DatabaseSettings, PruneSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
 from shared.testing.documentation import assert_configuration_documented
 
 
@@ -17,5 +17,6 @@ def test_the_readme_documents_every_variable_each_process_type_reads() -> None:
             "relay": RelaySettings,
             "worker": WorkerSettings,
             "dlq": QueueSettings,
+            "prune": PruneSettings,
         },
     )
