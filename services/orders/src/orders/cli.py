@@ -7,12 +7,14 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
 from orders.settings import DatabaseSettings, PruneSettings, QueueSettings, RelaySettings, WebSettings, WorkerSettings
 from shared import db
 from shared.config import load_settings
+from shared.db import Pool
 from shared.db.retention import Expiring, add_prune_command
 from shared.dlq import add_dlq_commands
 from shared.process import running
@@ -33,11 +35,9 @@ def outbox_redrive(arguments: argparse.Namespace) -> None:
     from orders.outbox import NotRedrivable, redrive  # noqa: PLC0415
     from shared.events import OrderCreatedV1  # noqa: PLC0415
 
-    settings = load_settings(DatabaseSettings)
-
-    async def run() -> list[dict[str, str]]:
-        async with asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1) as pool:
-            redriven = await redrive(
+    async def work(pool: Pool) -> Sequence[object]:
+        try:
+            return await redrive(
                 pool,
                 event_type=OrderCreatedV1.event_type,
                 order_ids=arguments.orders,
@@ -45,18 +45,6 @@ def outbox_redrive(arguments: argparse.Namespace) -> None:
                 limit=arguments.limit,
                 dry_run=arguments.dry_run,
             )
-        return [
-            {
-                "order_id": str(row.order_id),
-                "event_id": str(row.event_id),
-                "first_published_at": str(row.first_published_at),
-            }
-            for row in redriven
-        ]
-
-    with running(settings):
-        try:
-            redriven = asyncio.run(run())
         except NotRedrivable as exc:
             for order_id, reason in exc.reasons.items():
                 # The reason is the whole story: no traceback.
@@ -64,35 +52,41 @@ def outbox_redrive(arguments: argparse.Namespace) -> None:
                     "cannot re-drive; nothing changed", extra={"order_id": str(order_id), "reason": reason}
                 )
             raise SystemExit(1) from None
-        except (OSError, asyncpg.PostgresError):
-            log.exception("redrive failed; nothing changed")
-            raise SystemExit(1) from None
-        for row in redriven:
-            # The command's output, one JSON object a line, beside the JSON log lines.
-            print(json.dumps({"would_redrive" if arguments.dry_run else "redriven": row}))
-        log.info("redrive done", extra={"redriven": len(redriven), "dry_run": arguments.dry_run})
+
+    _outbox_one_off("redrive", work, dry_run=arguments.dry_run, listed="would_redrive", changed="redriven")
 
 
 def outbox_unpark(arguments: argparse.Namespace) -> None:
     """One-off: let the relays try again the outbox rows they parked after too many refusals."""
     from orders.outbox import unpark  # noqa: PLC0415
 
+    async def work(pool: Pool) -> Sequence[object]:
+        return await unpark(pool, order_ids=arguments.orders, dry_run=arguments.dry_run)
+
+    _outbox_one_off("unpark", work, dry_run=arguments.dry_run, listed="parked", changed="unparked")
+
+
+def _outbox_one_off(
+    command: str, work: Callable[[Pool], Awaitable[Sequence[object]]], *, dry_run: bool, listed: str, changed: str
+) -> None:
+    """Run ``work`` on a connection of its own; print each row it gives back (a dataclass) as a
+    JSON line under ``changed``, or ``listed`` on a dry run."""
     settings = load_settings(DatabaseSettings)
 
-    async def run() -> list[dict[str, object]]:
+    async def rows() -> list[dict[str, str]]:
         async with asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1) as pool:
-            rows = await unpark(pool, order_ids=arguments.orders, dry_run=arguments.dry_run)
-        return [{name: str(value) for name, value in vars(row).items()} for row in rows]
+            return [{field: str(value) for field, value in vars(row).items()} for row in await work(pool)]
 
     with running(settings):
         try:
-            rows = asyncio.run(run())
+            done = asyncio.run(rows())
         except (OSError, asyncpg.PostgresError):
-            log.exception("unpark failed; nothing changed")
+            log.exception("outbox one-off failed; nothing changed", extra={"command": command})
             raise SystemExit(1) from None
-        for row in rows:
-            print(json.dumps({"parked" if arguments.dry_run else "unparked": row}))
-        log.info("unpark done", extra={"unparked": len(rows), "dry_run": arguments.dry_run})
+        for row in done:
+            # The command's output, one JSON object a line, beside the JSON log lines.
+            print(json.dumps({listed if dry_run else changed: row}))
+        log.info("outbox one-off done", extra={"command": command, changed: len(done), "dry_run": dry_run})
 
 
 def serve_web(arguments: argparse.Namespace) -> None:

@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from asyncpg import Record
 
 from shared.db import Pool, PoolConnection
+
+if TYPE_CHECKING:
+    # Only its type: importing shared.messaging would cost the one-offs aio-pika's start-up.
+    from shared.messaging import RetryPolicy
 
 # What wakes the relays: the trigger of migration 0001 notifies it at every commit of new rows.
 NOTIFY_CHANNEL = "orders_outbox"
@@ -44,15 +49,6 @@ class Refused:
     error: str
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often a refused row is tried again before it is parked, and how long it waits."""
-
-    max_attempts: int
-    first_backoff_seconds: float
-    max_backoff_seconds: float
-
-
 class Claim:
     """A batch of rows locked by this relay until the transaction ends."""
 
@@ -78,8 +74,9 @@ class Claim:
         )
 
     async def mark_refused(self, refused: Sequence[Refused], policy: RetryPolicy) -> int:
-        """Count each refusal and put its row off, twice as long each time; park a row that has
-        used up its attempts. How many were parked now."""
+        """Count each refusal and put its row off, twice as long each time (``policy``'s backoff,
+        without its jitter: the rows of a batch need none); park a row that has used up its
+        attempts. How many were parked now."""
         if not refused:
             return 0
         parked = await self._connection.fetchval(

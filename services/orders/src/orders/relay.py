@@ -26,13 +26,14 @@ from orders.metrics import (
     OUTBOX_PUBLISH_FAILURES,
     OUTBOX_PUBLISHED,
 )
-from orders.outbox import NOTIFY_CHANNEL, OutboxRow, Refused, RetryPolicy, backlog, claim_batch
+from orders.outbox import NOTIFY_CHANNEL, OutboxRow, Refused, backlog, claim_batch
 from orders.settings import RelaySettings
 from shared.db import UNAVAILABLE_ERRORS, Pool
 from shared.events import CONTENT_TYPE
 from shared.messaging import (
     Nacked,
     Publisher,
+    RetryPolicy,
     Unroutable,
     amqp_connection,
     declare_event_exchange,
