@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 
+from gateway.settings import GatewaySettings
+from gateway.tokens import TOKEN_TYPE
 from harness.api import ORDERS_PATH, Customer
-from harness.stack import Stack
+from harness.stack import JWT_SECRET, Stack
 from shared.testing import eventually, fetch
 
 from .conftest import FIGURES
@@ -76,11 +80,20 @@ async def test_two_hundred_concurrent_orders_are_each_notified_exactly_once(
     )
 
 
+def _expired_token(subject: str) -> str:
+    """A token the gateway signed an hour ago for an hour (`issue-token` makes none expired)."""
+    settings, now = GatewaySettings(jwt_secret=JWT_SECRET), int(time.time())
+    claims = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": subject, "iat": now - 7200}
+    return jwt.encode(
+        claims | {"exp": now - 3600}, JWT_SECRET, algorithm=settings.jwt_algorithm, headers={"typ": TOKEN_TYPE}
+    )
+
+
 async def test_credentials_are_checked_and_customers_see_only_their_own(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     alice, bob = await stack.token("alice"), await stack.token("bob")
-    expired = await stack.token("alice", "--ttl-seconds", "-3600")
+    expired = _expired_token("alice")
     # pragma: allowlist nextline secret
     forged = await stack.token("alice", env={"GATEWAY_JWT_SECRET": "a-different-secret-that-is-long-enough-too"})
     alices_order = (await Customer(http, stack.gateway_url, alice).place()).order

@@ -69,6 +69,20 @@ async def test_issue_token_refuses_an_unsafe_subject() -> None:
     assert issued.stderr_lines[-1].startswith("gateway issue-token: the subject must be")
 
 
+async def test_issue_token_refuses_a_lifetime_past_the_maximum() -> None:
+    process = ServiceProcess(
+        [GATEWAY_SCRIPT, "issue-token", "--subject", "alice", "--ttl-seconds", "86401"],
+        env={"GATEWAY_JWT_SECRET": SECRET},
+    )
+    await process.start()
+
+    assert await process.wait(timeout_seconds=30) == 1
+    assert process.stderr_lines[-1] == (
+        "gateway issue-token: --ttl-seconds must be between 1 and 86400 (GATEWAY_JWT_MAX_LIFETIME_SECONDS)"
+    )
+    assert process.lines == []
+
+
 @pytest.mark.parametrize(
     ("command", "missing"),
     [

@@ -46,3 +46,16 @@ def test_the_memory_is_bounded_and_forgets_the_least_recently_used() -> None:
         verifier.verify(token)
 
     assert verifier.remembered() == [alice, carol]
+
+
+@pytest.mark.parametrize(
+    "lifetime",
+    [pytest.param(86_400 + 1, id="a second past the maximum"), pytest.param(10 * 365 * 86_400, id="ten years")],
+)
+def test_a_token_made_to_live_longer_than_the_maximum_is_refused(lifetime: int) -> None:
+    verifier = TokenVerifier(settings("http://unused"))
+    now = int(time.time())
+
+    with pytest.raises(InvalidToken, match="not valid"):
+        verifier.verify(crafted_token("alice", iat=now, exp=now + lifetime))
+    assert verifier.verify(crafted_token("alice", iat=now, exp=now + 86_400)) == "alice"

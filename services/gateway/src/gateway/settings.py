@@ -21,6 +21,9 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     # Pinned: a token naming any other algorithm, "none" included, is refused (RFC 8725 3.1).
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_leeway_seconds: float = Field(5.0, ge=0, le=60)
+    # The longest a token may live, from issue to expiry: a leaked token is good for no longer.
+    # `issue-token` refuses a longer one; a token claiming a longer life is refused at the door.
+    jwt_max_lifetime_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
 
     @model_validator(mode="after")
     def _key_fits_the_algorithm(self) -> GatewaySettings:

@@ -24,6 +24,11 @@ class InvalidToken(Exception):
 def issue_token(settings: GatewaySettings, subject: str, *, ttl_seconds: int) -> str:
     if not SUBJECT.match(subject):
         raise ValueError("the subject must be 1-64 letters, digits or . _ + - and start with a letter or digit")
+    if not 1 <= ttl_seconds <= settings.jwt_max_lifetime_seconds:
+        raise ValueError(
+            f"--ttl-seconds must be between 1 and {settings.jwt_max_lifetime_seconds} "
+            "(GATEWAY_JWT_MAX_LIFETIME_SECONDS)"
+        )
     now = int(time.time())
     claims = {
         "iss": settings.jwt_issuer,
@@ -69,6 +74,9 @@ def _verified_claims(settings: GatewaySettings, token: str) -> tuple[str, float]
         raise InvalidToken("the token is not valid")
     subject = claims["sub"]
     if not isinstance(subject, str) or not SUBJECT.match(subject):
+        raise InvalidToken("the token is not valid")
+    # Signed by a key we hold, but made to live longer than any token this gateway issues.
+    if not isinstance(claims["iat"], int | float) or claims["exp"] - claims["iat"] > settings.jwt_max_lifetime_seconds:
         raise InvalidToken("the token is not valid")
     return subject, float(claims["exp"])
 
