@@ -72,13 +72,13 @@ def describe(spans: list[ReceivedSpan]) -> list[str]:
 
 
 async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: Stack, receiver: OtlpReceiver) -> None:
-    trace_id, root_span_id = secrets.token_hex(16), secrets.token_hex(8)
+    callers_trace_id, callers_span_id = secrets.token_hex(16), secrets.token_hex(8)
     token = await stack.token("alice")
     headers = {
         "Authorization": f"Bearer {token}",
         "Idempotency-Key": str(uuid.uuid4()),
-        # The test is the trace's root: it knows the id to look for.
-        "traceparent": f"00-{trace_id}-{root_span_id}-01",
+        # The caller's own trace: the gateway links it, and starts the order's trace itself.
+        "traceparent": f"00-{callers_trace_id}-{callers_span_id}-01",
     }
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as response:
@@ -92,6 +92,18 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
 
         await eventually(notified, timeout_seconds=30, description="order notified")
 
+    def gateway_span() -> ReceivedSpan | None:
+        linked = [span for span in receiver.spans if (callers_trace_id, callers_span_id) in span.links]
+        return linked[0] if linked else None
+
+    gateway = await eventually(
+        gateway_span, timeout_seconds=30, description="the gateway's span, linked to the caller's"
+    )
+    # A trace of Dozen's own, rooted at the gateway: the caller's traceparent is linked, not continued.
+    assert (gateway.service, gateway.kind, gateway.parent_span_id) == ("gateway", "SERVER", "")
+    assert receiver.trace(callers_trace_id) == []
+    trace_id = gateway.trace_id
+
     def every_process_exported() -> bool:
         # Each process exports on its own schedule: wait for all of them, in any order.
         seen = {(span.service, span.kind, span.name) for span in receiver.trace(trace_id)}
@@ -102,8 +114,6 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
     await eventually(every_process_exported, timeout_seconds=30, description="every process's spans exported")
     spans = receiver.trace(trace_id)
 
-    gateway = next(span for span in spans if span.parent_span_id == root_span_id)
-    assert (gateway.service, gateway.kind) == ("gateway", "SERVER")
     assert gateway.name == "POST /api/v1/orders"
     to_orders = child_of(spans, gateway, kind="CLIENT", service="gateway")
     orders_web = child_of(spans, to_orders, kind="SERVER", service="orders", name="/orders")
@@ -117,7 +127,7 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
     notification_sent = child_of(spans, consume, kind="PRODUCER", service="notifier")
     worker = child_of(spans, notification_sent, kind="CONSUMER", service="orders", name="process")
     child_of(spans, worker, kind="CLIENT", service="orders", name="INSERT inbox UPDATE orders")
-    known = {span.span_id for span in spans} | {root_span_id}
+    known = {span.span_id for span in spans} | {""}
     assert all(span.parent_span_id in known for span in spans), "a span's parent is outside the trace"
     # Every span in the trace is one of the hops above: none that says nothing.
     assert len(spans) == len(EXPECTED), describe(spans)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.edge import cors_middleware, header_limit_middleware, security_headers_middleware
+from gateway.edge_tracing import link_callers_span
 from gateway.keys import SETTINGS, TOKENS
 from gateway.ratelimit import rate_limiter
 from gateway.routes import request_id_middleware, routes
@@ -25,7 +26,7 @@ def create_app(settings: WebSettings) -> web.Application:
     # Outside the problem middleware: every answer, problems included, gets the headers.
     app.middlewares.insert(1, security_headers_middleware)
     # Inside it: what these refuse becomes a problem document like any other refusal.
-    app.middlewares.extend([header_limit_middleware, cors_middleware])
+    app.middlewares.extend([header_limit_middleware, cors_middleware, link_callers_span])
     # Readiness deliberately does not check orders: an orders outage must not take every
     # gateway out of rotation; it answers 503 per request instead.
     app.cleanup_ctx.append(orders_client(settings))

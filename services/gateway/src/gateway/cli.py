@@ -12,10 +12,15 @@ from shared.web import run
 
 
 def web(arguments: argparse.Namespace) -> None:
+    from opentelemetry.propagate import set_global_textmap  # noqa: PLC0415
+
     from gateway.app import create_app  # noqa: PLC0415 - each process imports only what it runs
+    from gateway.edge_tracing import UntrustedCaller  # noqa: PLC0415
 
     settings = load_settings(WebSettings)
     with running(settings):
+        # The public edge: a caller's trace context is linked, never continued.
+        set_global_textmap(UntrustedCaller())
         run(create_app(settings), port=settings.port, settings=settings)
 
 
