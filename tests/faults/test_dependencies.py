@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
+import pytest
 
 from harness.api import ORDER_BODY, ORDERS_PATH
 from harness.invariants import record, settle
@@ -35,40 +37,31 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
     assert not outcome.violations, outcome
 
 
-async def test_rabbitmq_down_for_ten_seconds_orders_are_still_accepted_and_all_delivered_after(
-    stack: Stack, amqp_url: str
+# What happens to the broker for ~10 s. Stopped: every connection drops and reconnects. Alarmed
+# (memory): RabbitMQ blocks every connection that publishes, so the relay's and the notifier's
+# publishes wait it out unconfirmed, counting nothing against a row or a message, while the
+# notifier consumes on a connection of its own.
+BROKER_FAULTS: dict[str, Callable[[str], AbstractAsyncContextManager[None]]] = {
+    "RabbitMQ stopped ~10 s": rabbitmq_stopped,
+    "RabbitMQ memory alarm ~10 s": rabbitmq_memory_alarm,
+}
+
+
+@pytest.mark.parametrize("fault", list(BROKER_FAULTS))
+async def test_the_broker_stopped_or_alarmed_for_ten_seconds_orders_are_still_accepted_and_all_delivered_after(
+    stack: Stack, amqp_url: str, fault: str
 ) -> None:
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
-        async with rabbitmq_stopped(amqp_url):
+        async with BROKER_FAULTS[fault](amqp_url):
             # Accepting needs only PostgreSQL: the outbox holds the events meanwhile.
-            down_from = len(load.acknowledged)
-            await load.reached(down_from + 10 * ORDERS_PER_SECOND)
-            accepted_while_down = len(load.acknowledged) - down_from
+            from_ = len(load.acknowledged)
+            await load.reached(from_ + 10 * ORDERS_PER_SECOND)
+            accepted_during = len(load.acknowledged) - from_
         load.fault_over()
         await load.reached(len(load.acknowledged) + 100, within=90)
-    outcome = record(await settle(stack, load, "RabbitMQ stopped ~10 s"), f"accepted while down: {accepted_while_down}")
-    assert accepted_while_down >= 10 * ORDERS_PER_SECOND
-    assert not outcome.violations, outcome
-
-
-async def test_a_rabbitmq_memory_alarm_blocks_every_publisher_for_a_while_and_loses_nothing(
-    stack: Stack, amqp_url: str
-) -> None:
-    # The relay's publishes and the notifier's NotificationSent wait out the alarm (no
-    # confirm: put off, never counted against a row or a message); the notifier keeps its
-    # consuming connection unblocked, apart from the one it publishes on.
-    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
-        await load.reached(100)
-        async with rabbitmq_memory_alarm(amqp_url):
-            alarm_from = len(load.acknowledged)
-            await load.reached(alarm_from + 10 * ORDERS_PER_SECOND)
-            accepted_during = len(load.acknowledged) - alarm_from
-        load.fault_over()
-        await load.reached(len(load.acknowledged) + 100, within=90)
-    outcome = record(
-        await settle(stack, load, "RabbitMQ memory alarm ~10 s"), f"accepted during the alarm: {accepted_during}"
-    )
+    outcome = record(await settle(stack, load, fault), f"accepted during it: {accepted_during}")
+    assert accepted_during >= 10 * ORDERS_PER_SECOND
     assert not outcome.violations, outcome
 
 

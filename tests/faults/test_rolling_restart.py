@@ -41,6 +41,8 @@ async def test_rolling_restart_of_gateway_and_orders_web_fails_no_request(stack:
         f"4 instances restarted one by one in {rolled_in:.1f} s; failed requests: {sum(load.refused.values())}",
     )
     assert load.refused == {}, f"failed requests during the rolling restart: {load.refused}"
+    # Not even one the client had to try again: no request failed, first time round either.
+    assert load.retried == 0, f"requests tried again during the rolling restart: {load.retried}"
     assert not outcome.violations, outcome
     # Each restarted instance took its share again: the rotation brought it back.
     served = {name: _orders_served(stack, name) for names in instances.values() for name in names}
