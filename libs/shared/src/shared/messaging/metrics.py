@@ -21,7 +21,9 @@ PUBLISH_CONFIRM_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 PUBLISH_FAILURES = Counter(
-    "dozen_publish_failures", "Publishes not confirmed: unroutable, nacked, timed out, broker unavailable.", ["exchange", "reason"]
+    "dozen_publish_failures",
+    "Publishes not confirmed: unroutable, nacked, timed out, broker unavailable.",
+    ["exchange", "reason"],
 )
 MESSAGE_HANDLING_SECONDS = Histogram(
     "dozen_message_handling_seconds",
