@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from shared.config import AmqpUrl, ConfigError, Port, PostgresUrl, ServiceSettings, load_settings, read_settings
+from shared.queue_settings import ConsumerSettings
 
 
 class ExampleSettings(ServiceSettings, env_prefix="EXAMPLE_"):
@@ -103,6 +104,19 @@ def test_every_problem_is_reported_at_once_without_values(use_env: SetEnv) -> No
     text = "\n".join(problems)
     assert "hunter2" not in text
     assert "eighty" not in text
+
+
+class ExampleConsumerSettings(ExampleSettings, ConsumerSettings):
+    """A process type that consumes a queue."""
+
+
+def test_a_backoff_that_would_start_above_its_most_is_refused(use_env: SetEnv) -> None:
+    use_env(VALID | {"EXAMPLE_QUEUE": "q", "EXAMPLE_FIRST_BACKOFF_SECONDS": "10", "EXAMPLE_MAX_BACKOFF_SECONDS": "1"})
+
+    with pytest.raises(ConfigError) as raised:
+        read_settings(ExampleConsumerSettings)
+
+    assert "EXAMPLE_FIRST_BACKOFF_SECONDS must not exceed EXAMPLE_MAX_BACKOFF_SECONDS" in raised.value.problems[0]
 
 
 def test_shutdown_budget_must_fit_the_orchestrators_grace_period(use_env: SetEnv) -> None:

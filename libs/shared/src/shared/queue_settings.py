@@ -12,7 +12,9 @@ ORDERS_QUEUE and ORDERS_PREFETCH_COUNT. A service states only the defaults that 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
 
 from shared.config import AmqpUrl
 
@@ -36,3 +38,10 @@ class ConsumerSettings(QueueSettings):
     max_attempts: int = Field(5, ge=1, le=100)
     first_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_grows_to_its_most(self) -> Self:
+        if self.first_backoff_seconds > self.max_backoff_seconds:
+            prefix = str(self.model_config.get("env_prefix", ""))
+            raise ValueError(f"{prefix}FIRST_BACKOFF_SECONDS must not exceed {prefix}MAX_BACKOFF_SECONDS")
+        return self

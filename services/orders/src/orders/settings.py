@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared import queue_settings
 from shared.config import AmqpUrl, Port, ServiceSettings
@@ -58,6 +58,12 @@ class RelaySettings(MessagingSettings):
     relay_max_attempts: int = Field(20, ge=1, le=1000)
     relay_first_backoff_seconds: float = Field(1.0, gt=0)
     relay_max_backoff_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_grows_to_its_most(self) -> RelaySettings:
+        if self.relay_first_backoff_seconds > self.relay_max_backoff_seconds:
+            raise ValueError("ORDERS_RELAY_FIRST_BACKOFF_SECONDS must not exceed ORDERS_RELAY_MAX_BACKOFF_SECONDS")
+        return self
 
 
 class WorkerSettings(MessagingSettings, QueueSettings, queue_settings.ConsumerSettings):
