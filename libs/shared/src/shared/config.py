@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared import telemetry
@@ -195,3 +195,15 @@ def _describe(error: Mapping[str, object], names: Mapping[str, str]) -> str:
     # Only pydantic's message, never error["input"]: the input may be a secret.
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{variable}: {message}"
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def backoff_in_order(settings: Model, first: str, most: str) -> Model:
+    """For a settings model's validator: a first backoff above its most is refused, naming
+    both variables (a retry that would start past its own ceiling is a typo)."""
+    if getattr(settings, first) > getattr(settings, most):
+        prefix = str(settings.model_config.get("env_prefix", ""))
+        raise ValueError(f"{prefix}{first.upper()} must not exceed {prefix}{most.upper()}")
+    return settings

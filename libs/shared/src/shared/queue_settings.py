@@ -16,7 +16,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.config import AmqpUrl
+from shared.config import AmqpUrl, backoff_in_order
 
 
 class QueueSettings(BaseModel):
@@ -40,8 +40,5 @@ class ConsumerSettings(QueueSettings):
     max_backoff_seconds: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
-    def _backoff_grows_to_its_most(self) -> Self:
-        if self.first_backoff_seconds > self.max_backoff_seconds:
-            prefix = str(self.model_config.get("env_prefix", ""))
-            raise ValueError(f"{prefix}FIRST_BACKOFF_SECONDS must not exceed {prefix}MAX_BACKOFF_SECONDS")
-        return self
+    def _backoff_in_order(self) -> Self:
+        return backoff_in_order(self, "first_backoff_seconds", "max_backoff_seconds")

@@ -131,13 +131,17 @@ def main(argv: list[str] | None = None) -> None:
     ).set_defaults(run=serve_worker)
     outbox = commands.add_parser("outbox", help="repair what the outbox sent (one-off)")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="OUTBOX_COMMAND")
+    # What both outbox one-offs take: which orders (default: all that qualify), and whether to change anything.
+    picking = argparse.ArgumentParser(add_help=False)
+    picking.add_argument(
+        "--order", dest="orders", action="append", type=uuid.UUID, metavar="ORDER_ID", help="this order (repeatable)"
+    )
+    picking.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
     redrive = outbox_commands.add_parser(
         "redrive",
+        parents=[picking],
         help="publish again the OrderCreated events of orders published but never notified "
         "(a lost or purged delivery); consumers drop what they have seen, so it is always safe",
-    )
-    redrive.add_argument(
-        "--order", dest="orders", action="append", type=uuid.UUID, metavar="ORDER_ID", help="this order (repeatable)"
     )
     redrive.add_argument(
         "--stuck-for-seconds",
@@ -146,18 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         help="without --order: every order published at least this long ago and not yet notified (default 300)",
     )
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
-    redrive.add_argument("--dry-run", action="store_true", help="list what would be re-driven; change nothing")
     redrive.set_defaults(run=outbox_redrive)
-    unparking = outbox_commands.add_parser(
+    outbox_commands.add_parser(
         "unpark",
+        parents=[picking],
         help="try again the rows the relays parked after the broker refused them too often "
-        "(dozen_outbox_parked > 0), once the cause is fixed; --dry-run lists them",
-    )
-    unparking.add_argument(
-        "--order", dest="orders", action="append", type=uuid.UUID, metavar="ORDER_ID", help="this order's (repeatable)"
-    )
-    unparking.add_argument("--dry-run", action="store_true", help="list the parked rows; change nothing")
-    unparking.set_defaults(run=outbox_unpark)
+        "(dozen_outbox_parked > 0), once the cause is fixed",
+    ).set_defaults(run=outbox_unpark)
     add_dlq_commands(commands, QueueSettings)
     # Kept only to make a repeat harmless: a published event's row, a consumed event's id.
     add_prune_command(commands, PruneSettings, [Expiring("outbox", "published_at"), Expiring("inbox", "received_at")])

@@ -41,12 +41,8 @@ class Backlog:
     parked: int
 
 
-@dataclass(frozen=True)
-class Refused:
-    """An outbox row the broker refused (unroutable, nacked), and why."""
-
-    row: OutboxRow
-    error: str
+# An outbox row the broker refused (unroutable, nacked), and why.
+Refused = tuple[OutboxRow, str]
 
 
 class Claim:
@@ -94,8 +90,8 @@ class Claim:
             )
             SELECT count(parked_at) FROM refused
             """,
-            [refusal.row.id for refusal in refused],
-            [refusal.error for refusal in refused],
+            [row.id for row, _ in refused],
+            [error for _, error in refused],
             policy.first_backoff_seconds,
             policy.max_backoff_seconds,
             policy.max_attempts,

@@ -105,8 +105,8 @@ class Relay:
             confirmed = [row for row, outcome in zip(claim.rows, outcomes, strict=True) if outcome is None]
             await claim.mark_published(confirmed)
             # The broker's verdict on these very messages, not its outage: put off, in the end parked.
-            refused = [
-                Refused(row, str(outcome))
+            refused: list[Refused] = [
+                (row, str(outcome))
                 for row, outcome in zip(claim.rows, outcomes, strict=True)
                 if isinstance(outcome, Unroutable | Nacked)
             ]
@@ -114,7 +114,7 @@ class Relay:
         if parked:
             log.error(
                 "outbox rows parked after too many refusals; `orders outbox unpark` tries them again",
-                extra={"parked": parked, "error": refused[0].error},
+                extra={"parked": parked, "error": refused[0][1]},
             )
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         OUTBOX_PUBLISHED.inc(len(confirmed))

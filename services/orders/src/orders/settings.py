@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from shared import queue_settings
-from shared.config import AmqpUrl, Port, ServiceSettings
+from shared.config import AmqpUrl, Port, ServiceSettings, backoff_in_order
 from shared.db import PostgresSettings, RetentionSettings
 
 
@@ -60,10 +60,8 @@ class RelaySettings(MessagingSettings):
     relay_max_backoff_seconds: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
-    def _backoff_grows_to_its_most(self) -> RelaySettings:
-        if self.relay_first_backoff_seconds > self.relay_max_backoff_seconds:
-            raise ValueError("ORDERS_RELAY_FIRST_BACKOFF_SECONDS must not exceed ORDERS_RELAY_MAX_BACKOFF_SECONDS")
-        return self
+    def _backoff_in_order(self) -> RelaySettings:
+        return backoff_in_order(self, "relay_first_backoff_seconds", "relay_max_backoff_seconds")
 
 
 class WorkerSettings(MessagingSettings, QueueSettings, queue_settings.ConsumerSettings):
