@@ -49,7 +49,7 @@ MAX_CONNECTIONS = 4000
 KEEPING_UP_NOTIFIED_P99_MS = 1000
 REFUSALS = (429, 503)
 MISSES_TO_STOP = 2
-_UNCHECKED = "dozen_gateway_rate_limit_unchecked_total"
+_LIMITED_LOCALLY = "dozen_gateway_rate_limit_local_total"
 
 
 def ms(value: float | None) -> float | None:
@@ -96,14 +96,14 @@ class Bench:
         }
 
     async def step(self, rate: float, seconds: float) -> dict[str, Any]:
-        unchecked_before = await self._gateway_metric(_UNCHECKED)
+        local_before = await self._gateway_metric(_LIMITED_LOCALLY)
         before = cpu.snapshot(self.groups)
         run = await open_loop(self.place, rate=rate, seconds=seconds)
         order_ids = [json.loads(attempt.body)["id"] for attempt in run.answered(201)]
         notified_ms = await self._notified(order_ids)
         used = cpu.spent(before, cpu.snapshot(self.groups))
-        unchecked = await self._gateway_metric(_UNCHECKED) - unchecked_before
-        return _figures(rate, run, notified_ms, used, rate_limit_unchecked=int(unchecked))
+        local = await self._gateway_metric(_LIMITED_LOCALLY) - local_before
+        return _figures(rate, run, notified_ms, used, rate_limit_local=int(local))
 
     async def _notified(self, order_ids: list[str]) -> list[float]:
         """Accepted → notified of each order (ms), once all are notified or the deadline passes."""
@@ -148,13 +148,13 @@ def answered(rate: float, run: Run) -> dict[str, Any]:
 
 
 def _figures(
-    rate: float, run: Run, notified_ms: list[float], cpu_seconds: dict[str, float], *, rate_limit_unchecked: int
+    rate: float, run: Run, notified_ms: list[float], cpu_seconds: dict[str, float], *, rate_limit_local: int
 ) -> dict[str, Any]:
     figures = answered(rate, run)
     harness = cpu_seconds.pop("harness", 0.0)
     per_order = max(figures["accepted"], 1)
     return figures | {
-        "rate_limit_unchecked": rate_limit_unchecked,
+        "rate_limit_local": rate_limit_local,
         "notified": len(notified_ms),
         "lost": figures["accepted"] - len(notified_ms),
         "notified_p50_ms": ms(percentile(notified_ms, 0.50)),

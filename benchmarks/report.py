@@ -30,7 +30,7 @@ OVERLOAD_COLUMNS = [
     ("no Retry-After", "refused_without_retry_after"),
     ("refusal p99", "refusal_p99_ms"),
     ("504", "gateway_timeouts"),
-    ("limiter unchecked", "rate_limit_unchecked"),
+    ("limited locally", "rate_limit_local"),
     ("API p99", "api_p99_ms"),
     ("notified p99", "notified_p99_ms"),
     ("lost", "lost"),

@@ -124,8 +124,8 @@ def overview() -> Dashboard:
                         "{{job}} {{reason}}",
                     ),
                     target(
-                        f"sum(rate(dozen_gateway_rate_limit_unchecked_total[{WINDOW}]))",
-                        "gateway: let through unchecked (rate limiter unavailable)",
+                        f"sum(rate(dozen_gateway_rate_limit_local_total[{WINDOW}]))",
+                        "gateway: limited locally (Redis did not answer)",
                         "B",
                     ),
                 ],

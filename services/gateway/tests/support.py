@@ -42,6 +42,8 @@ def settings(orders_url: str, **overrides: Any) -> WebSettings:
         # Out of the way of every test but the limiter's own (test_rate_limit.py).
         "rate_limit_per_second": 10_000,
         "rate_limit_burst": 10_000,
+        "anonymous_rate_limit_per_second": 10_000,
+        "anonymous_rate_limit_burst": 10_000,
         "upstream_timeout_seconds": 0.5,
         "upstream_connect_timeout_seconds": 0.5,
     }

@@ -1,4 +1,4 @@
-"""Per-customer rate limits through a real Redis, shared by replicas, failing open without Redis."""
+"""Rate limits through a real Redis, shared by replicas; per replica while Redis does not answer."""
 
 from __future__ import annotations
 
@@ -65,16 +65,16 @@ async def test_replicas_share_one_limit_through_redis(orders_url: str, customer:
         await second.close()
 
 
-async def test_without_redis_the_gateway_fails_open_counts_it_and_leaves_redis_alone_a_while(
+async def test_without_redis_each_replica_keeps_the_limit_itself_and_leaves_redis_alone_a_while(
     orders_url: str, customer: str
 ) -> None:
-    def unchecked() -> float:
-        return REGISTRY.get_sample_value("dozen_gateway_rate_limit_unchecked_total") or 0.0
+    def checked_locally() -> float:
+        return REGISTRY.get_sample_value("dozen_gateway_rate_limit_local_total", {"scope": "customer"}) or 0.0
 
     def failures() -> float:
         return REGISTRY.get_sample_value("dozen_gateway_rate_limit_failures_total", {"error": "ConnectionError"}) or 0.0
 
-    before, failed_before = unchecked(), failures()
+    before, failed_before = checked_locally(), failures()
     client = await replica(
         orders_url,
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
@@ -83,9 +83,38 @@ async def test_without_redis_the_gateway_fails_open_counts_it_and_leaves_redis_a
         redis_cooldown_seconds=60,
     )
     try:
-        assert await statuses(client, customer, 8) == [200] * 8
-        assert unchecked() - before == 8
+        # Neither failing closed (every request refused) nor open (none refused).
+        assert await statuses(client, customer, 8) == [200] * 5 + [429] * 3
+        assert checked_locally() - before == 8
         assert failures() - failed_before == 1
+    finally:
+        await client.close()
+
+
+async def test_requests_without_a_valid_token_are_limited_per_client_address_whatever_x_forwarded_for_says(
+    orders_url: str,
+) -> None:
+    # Each run is its own address: 127.0.0.0/8 is all loopback, and Redis keeps the last run's state.
+    address = f"127.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}"
+    client = TestClient(
+        TestServer(
+            create_app(settings(orders_url, anonymous_rate_limit_per_second=0.1, anonymous_rate_limit_burst=3)),
+            host=address,
+        )
+    )
+    await client.start_server()
+    try:
+        answers = []
+        for attempt in range(5):
+            spoofed = {"X-Forwarded-For": f"203.0.113.{attempt}", "X-Real-IP": f"203.0.113.{attempt}"}
+            token = {} if attempt % 2 else bearer("not-a-token")
+            answers.append((await client.get(ORDERS, headers=spoofed | token)).status)
+        assert answers == [401] * 3 + [429] * 2
+        limited = await client.get("/api/openapi.json")
+        assert limited.status == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        # A customer with a valid token is limited as that customer, not by the address.
+        assert (await client.get(ORDERS, headers=bearer(valid_token(f"known-{uuid.uuid4().hex[:8]}")))).status == 200
     finally:
         await client.close()
 

@@ -1,17 +1,18 @@
-"""Per-customer rate limiting, shared by every gateway replica through Redis.
+"""Rate limits, shared by every gateway replica through Redis: per customer, and per client
+address for requests that carry no valid token.
 
-The algorithm is GCRA (a token bucket kept as one timestamp per customer): each customer
-may make ``burst`` requests at once and ``per_second`` on average. It runs as one Lua
-script, on Redis's clock, so replicas and their clocks never disagree; the requests taken up
-in one turn of the event loop are checked by one call of it (shared.batching).
+The algorithm is GCRA (a token bucket kept as one timestamp per key): each key may make
+``burst`` requests at once and ``per_second`` on average. It runs as one Lua script, on
+Redis's clock, so replicas and their clocks never disagree; the requests taken up in one turn
+of the event loop are checked by one call of it (shared.batching).
 
-When Redis cannot answer within its timeout the gateway **fails open**: the request goes
-through, a counter and a (throttled) warning say so. The limiter protects capacity from one
-greedy customer; an outage of the limiter's store should not become an outage of the API
-for every customer. The admission bounds (in-flight requests, orders' own) still hold. After
-a failure Redis is left alone for a cool-down, so an outage costs one timeout per cool-down,
-not one per request; that is what lets the timeout be generous enough that a busy CPU, which
-delays reading Redis's answer, is not mistaken for an outage.
+When Redis cannot answer within its timeout, the same limit is kept in this process's memory
+(gateway.gcra) instead: a counter and a (throttled) warning say so. An outage of the limiter's
+store must neither become an outage of the API for every customer (failing closed) nor let
+one greedy client take all of it (failing open). After a failure Redis is left alone for a
+cool-down, so an outage costs one timeout per cool-down, not one per request; that is what
+lets the timeout be generous enough that a busy CPU, which delays reading Redis's answer, is
+not mistaken for an outage.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -29,15 +31,22 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from gateway.gcra import LocalGcra
 from gateway.settings import WebSettings
 from shared.batching import Coalescer
 from shared.web import CleanupContext
 
 log = logging.getLogger(__name__)
 
-LIMITED = Counter("dozen_gateway_rate_limited", "Requests refused with 429 by the per-customer limit.")
-UNCHECKED = Counter(
-    "dozen_gateway_rate_limit_unchecked", "Requests let through unchecked because Redis did not answer (fail open)."
+LIMITED = Counter(
+    "dozen_gateway_rate_limited",
+    "Requests refused with 429, by the limit per customer or per client address.",
+    ["scope"],
+)
+LOCAL = Counter(
+    "dozen_gateway_rate_limit_local",
+    "Requests checked against this replica's own limit because Redis did not answer.",
+    ["scope"],
 )
 FAILURES = Counter(
     "dozen_gateway_rate_limit_failures", "Calls to Redis that failed or timed out (each starts a cool-down).", ["error"]
@@ -78,7 +87,14 @@ class RateLimited(Exception):
 
 class RateLimiter:
     def __init__(
-        self, client: redis.Redis, *, per_second: float, burst: int, key_prefix: str, cooldown_seconds: float
+        self,
+        client: redis.Redis,
+        *,
+        scope: str,
+        per_second: float,
+        burst: int,
+        key_prefix: str,
+        cooldown_seconds: float,
     ) -> None:
         self._script = client.register_script(_GCRA)
         # The checks asked for in one turn of the event loop go to Redis in one call.
@@ -86,29 +102,36 @@ class RateLimiter:
         self._interval_us = round(1_000_000 / per_second)
         self._tolerance_us = self._interval_us * (burst - 1)
         self._key_prefix = key_prefix
+        self._scope = scope
+        self._local = LocalGcra(per_second=per_second, burst=burst)
+        LIMITED.labels(scope)
+        LOCAL.labels(scope)
         self._cooldown = cooldown_seconds
         self._resume_at = -math.inf
         self._warned_at = -math.inf
 
-    async def admit(self, customer: str) -> None:
-        """Return if ``customer`` may go ahead; raise RateLimited with the seconds to wait if not."""
+    async def admit(self, key: str) -> None:
+        """Return if ``key`` may go ahead; raise RateLimited with the seconds to wait if not."""
         if time.monotonic() < self._resume_at:
-            UNCHECKED.inc()
-            return
-        try:
-            wait_us = await self._check(customer)
-        except (RedisError, OSError, TimeoutError) as error:
-            FAILURES.labels(type(error).__name__).inc()
-            UNCHECKED.inc()
-            self._resume_at = time.monotonic() + self._cooldown
-            self._warn(error)
-            return
-        if wait_us > 0:
-            LIMITED.inc()
-            raise RateLimited(max(1, math.ceil(wait_us / 1_000_000)))
+            wait_seconds = self._check_locally(key)
+        else:
+            try:
+                wait_seconds = await self._check(key) / 1_000_000
+            except (RedisError, OSError, TimeoutError) as error:
+                FAILURES.labels(type(error).__name__).inc()
+                self._resume_at = time.monotonic() + self._cooldown
+                self._warn(error)
+                wait_seconds = self._check_locally(key)
+        if wait_seconds > 0:
+            LIMITED.labels(self._scope).inc()
+            raise RateLimited(max(1, math.ceil(wait_seconds)))
 
-    async def _check_all(self, customers: Sequence[str]) -> list[int | Exception]:
-        keys = [self._key_prefix + customer for customer in customers]
+    def _check_locally(self, key: str) -> float:
+        LOCAL.labels(self._scope).inc()
+        return self._local.wait_seconds(key)
+
+    async def _check_all(self, keys: Sequence[str]) -> list[int | Exception]:
+        keys = [self._key_prefix + key for key in keys]
         waits = await self._script(keys=keys, args=[self._interval_us, self._tolerance_us])
         return [int(wait) for wait in waits]
 
@@ -116,12 +139,22 @@ class RateLimiter:
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
-            log.warning("rate limiter unavailable, admitting unchecked", extra={"error": type(error).__name__})
+            log.warning("rate limiter unavailable, limiting locally", extra={"error": type(error).__name__})
 
 
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
-# Each customer's state is one key under this prefix, in the Redis GATEWAY_REDIS_URL names.
+class RateLimits(NamedTuple):
+    per_customer: RateLimiter
+    # For requests without a valid token (none, or one that fails): keyed by the peer's
+    # address as the socket sees it. X-Forwarded-For is the client's to write, so it counts
+    # for nothing here.
+    per_address: RateLimiter
+
+
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+# Each customer's state is one key under this prefix, in the Redis GATEWAY_REDIS_URL names;
+# each client address's under the other.
 KEY_PREFIX = "dozen:gateway:rate:"
+ADDRESS_KEY_PREFIX = "dozen:gateway:rate-address:"
 _NO_RETRIES = Retry(NoBackoff(), retries=0)
 
 
@@ -140,12 +173,23 @@ def rate_limiter(settings: WebSettings) -> CleanupContext:
         # A dead Redis must cost one timeout per cool-down, not a retry loop (redis-py retries
         # three times by default).
         client = redis.Redis(connection_pool=pool, retry=_NO_RETRIES)
-        app[RATE_LIMITER] = RateLimiter(
-            client,
-            per_second=settings.rate_limit_per_second,
-            burst=settings.rate_limit_burst,
-            key_prefix=KEY_PREFIX,
-            cooldown_seconds=settings.redis_cooldown_seconds,
+        app[RATE_LIMITS] = RateLimits(
+            per_customer=RateLimiter(
+                client,
+                scope="customer",
+                per_second=settings.rate_limit_per_second,
+                burst=settings.rate_limit_burst,
+                key_prefix=KEY_PREFIX,
+                cooldown_seconds=settings.redis_cooldown_seconds,
+            ),
+            per_address=RateLimiter(
+                client,
+                scope="address",
+                per_second=settings.anonymous_rate_limit_per_second,
+                burst=settings.anonymous_rate_limit_burst,
+                key_prefix=ADDRESS_KEY_PREFIX,
+                cooldown_seconds=settings.redis_cooldown_seconds,
+            ),
         )
         try:
             yield

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from gateway.keys import TOKENS
 from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 from gateway.openapi import document
-from gateway.ratelimit import RATE_LIMITER, RateLimited
+from gateway.ratelimit import RATE_LIMITS, RateLimited, RateLimiter
 from gateway.tokens import InvalidToken
 from gateway.upstream import ORDERS, UpstreamAnswer
 from shared.web import PROBLEM_CONTENT_TYPE, Problem, json_body
@@ -43,24 +43,31 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 async def _customer(request: web.Request) -> str:
     """The token's subject, once it is within its rate limit."""
+    limits = request.app[RATE_LIMITS]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
+        await _within_limit(limits.per_address, request.remote or "unknown")
         raise _unauthorized("A bearer token is required.", error=None)
     try:
         customer = request.app[TOKENS].verify(token.strip())
     except InvalidToken as exc:
+        await _within_limit(limits.per_address, request.remote or "unknown")
         raise _unauthorized(str(exc), error="invalid_token") from None
+    await _within_limit(limits.per_customer, customer)
+    return customer
+
+
+async def _within_limit(limiter: RateLimiter, key: str) -> None:
     try:
-        await request.app[RATE_LIMITER].admit(customer)
+        await limiter.admit(key)
     except RateLimited as limited:
         raise Problem(
             429,
             "Too Many Requests",
-            "This customer's request rate is over its limit; retry after the given seconds.",
+            "The request rate is over its limit; retry after the given seconds.",
             headers={"Retry-After": str(limited.retry_after_seconds)},
         ) from None
-    return customer
 
 
 def _unauthorized(detail: str, *, error: str | None) -> Problem:
@@ -162,4 +169,5 @@ async def list_orders(request: web.Request) -> web.Response:
 
 @routes.get("/api/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
+    await _within_limit(request.app[RATE_LIMITS].per_address, request.remote or "unknown")
     return web.json_response(document())

@@ -48,16 +48,20 @@ class WebSettings(GatewaySettings):
     target_latency_seconds: float = Field(0.1, gt=0, le=10)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
-    # How long a request waits for the limiter before going ahead unchecked (fail open); long
+    # How long a request waits for Redis before this replica's own limit decides instead; long
     # enough that a busy CPU, slow to read the answer, is not taken for an outage.
     redis_timeout_seconds: float = Field(0.5, gt=0, le=5)
-    # After Redis failed to answer, requests go unchecked this long before it is asked again.
+    # After Redis failed to answer, this replica's own limit decides this long before it is asked again.
     redis_cooldown_seconds: float = Field(1.0, gt=0, le=60)
     # Connections to Redis at most (each call holds one for a fraction of a millisecond).
     redis_max_connections: int = Field(16, ge=1, le=1000)
     # Per customer: the sustained rate, and how many requests may come at once.
     rate_limit_per_second: float = Field(20.0, gt=0, le=10_000)
     rate_limit_burst: int = Field(40, ge=1, le=100_000)
+    # Per client address, for requests without a valid token: enough for a person finding
+    # their way, not for guessing tokens or burning the gateway's CPU on refusals.
+    anonymous_rate_limit_per_second: float = Field(5.0, gt=0, le=10_000)
+    anonymous_rate_limit_burst: int = Field(20, ge=1, le=100_000)
     # All of a request's header lines together; more is refused with 431.
     max_header_bytes: int = Field(8 * 1024, ge=1024, le=64 * 1024)
     # Comma-separated origins (scheme://host[:port]) whose pages may call the API from a
