@@ -24,6 +24,8 @@ COMMON_ROWS = [
     "| `DOC_SHUTDOWN_DRAIN_SECONDS` | all | `0` |",
     "| `DOC_SHUTDOWN_TIMEOUT_SECONDS` | all | `10` |",
     "| `DOC_READINESS_TIMEOUT_SECONDS` | all | `2` |",
+    "| `DOC_HTTP_IDLE_TIMEOUT_SECONDS` | all | `30` |",
+    "| `DOC_HTTP_BODY_TIMEOUT_SECONDS` | all | `10` |",
 ]
 
 

@@ -62,6 +62,15 @@ class ServiceSettings(BaseSettings):
     # Time in-flight requests and messages get to finish once the listener closed.
     shutdown_timeout_seconds: float = Field(10.0, gt=0)
     readiness_timeout_seconds: float = Field(2.0, gt=0, le=10)
+    # A connection that has not sent a whole request head this long after it opened or was
+    # last answered is closed: an idle keep-alive, or a client sending its headers a byte at
+    # a time (slowloris). Longer than the idle timeout of whatever keeps connections open to
+    # this process (aiohttp's client: 15 s), or that client may send into a closing socket.
+    http_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    # A request's body must have arrived this long after its head, or it is answered 408 and
+    # the connection closed; read before the request is admitted, so a slow sender holds a
+    # socket, never a place among the requests being worked on.
+    http_body_timeout_seconds: float = Field(10.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _shutdown_fits_the_grace_period(self) -> ServiceSettings:

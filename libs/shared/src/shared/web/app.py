@@ -11,6 +11,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from shared.config import ServiceSettings
 from shared.web.access_log import remember_span_middleware
 from shared.web.admission import in_flight_limit
+from shared.web.body import read_body_within
 from shared.web.limit import FixedLimit
 from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
 from shared.web.problems import problem_middleware
@@ -63,7 +64,8 @@ def create_base_app(
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources.
 
     With ``in_flight``, requests past that bound are refused at once (503), at the door: before
-    the tracing middleware the instrumentation puts first, and before metrics.
+    the tracing middleware the instrumentation puts first, and before metrics. Only the
+    reading of the body comes first (shared.web.body).
     """
     app = web.Application(
         middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
@@ -71,6 +73,8 @@ def create_base_app(
     )
     if in_flight is not None:
         app.middlewares.insert(0, in_flight_limit(in_flight))
+    # Before admission: a slow body holds a socket, never an in-flight place.
+    app.middlewares.insert(0, read_body_within(settings.http_body_timeout_seconds))
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
     app[LIFECYCLE] = Lifecycle()
     app.on_shutdown.append(_stopping)

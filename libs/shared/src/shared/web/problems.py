@@ -60,7 +60,7 @@ def problem_response(problem: Problem) -> web.Response:
     )
 
 
-def _from_http_exception(exc: web.HTTPException) -> Problem:
+def problem_from_http_exception(exc: web.HTTPException) -> Problem:
     default_text = f"{exc.status}: {exc.reason}"
     detail = exc.text if exc.text and exc.text != default_text else None
     headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
@@ -76,7 +76,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == PROBLEM_CONTENT_TYPE:
             raise
-        return problem_response(_from_http_exception(exc))
+        return problem_response(problem_from_http_exception(exc))
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -37,6 +37,8 @@ async def serve(
         access_log_class=access_log,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         handle_signals=False,
+        # aiohttp's own default is an hour: it bounds idle connections and slow request heads alike.
+        keepalive_timeout=settings.http_idle_timeout_seconds,
     )
     lifecycle = app[LIFECYCLE]
     loop = asyncio.get_running_loop()
