@@ -19,7 +19,11 @@ from pydantic import Field, SecretStr
 from orders.settings import WebSettings as OrdersWeb
 from shared.config import Port, PostgresUrl
 
-GOOD_ORDERS_WEB = {"ORDERS_DATABASE_URL": "postgresql://dozen@postgres:5432/orders", "ORDERS_PORT": "8081"}
+GOOD_ORDERS_WEB = {
+    "ORDERS_DATABASE_URL": "postgresql://dozen@postgres:5432/orders",
+    "ORDERS_PORT": "8081",
+    "ORDERS_API_TOKEN": "a-deploys-own-orders-credential-32b",  # pragma: allowlist secret
+}
 
 
 def orders_deploy(**changes: object) -> dict[str, list[Process]]:

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiohttp.typedefs import Handler
 from jsonschema import Draft202012Validator
 
 from gateway.openapi import document
@@ -23,6 +24,10 @@ from shared.testing.backing_services import REDIS_URL_VARIABLE
 
 # 64 bytes: long enough for every HMAC algorithm, so tokens can differ by algorithm alone.
 SECRET = "test-secret-long-enough-for-hs512-which-wants-sixty-four-bytes!!"  # pragma: allowlist secret
+
+
+# What the orders stand-in asks of its callers, as orders web does (ORDERS_API_TOKEN).
+ORDERS_TOKEN = "test-orders-token-at-least-thirty-two-bytes"  # pragma: allowlist secret
 
 
 def redis_url() -> str:
@@ -38,6 +43,7 @@ def settings(orders_url: str, **overrides: Any) -> WebSettings:
         "jwt_secret": SECRET,
         "port": 1,
         "orders_url": orders_url,
+        "orders_token": ORDERS_TOKEN,
         "redis_url": redis_url(),
         # Out of the way of every test but the limiter's own (test_rate_limit.py).
         "rate_limit_per_second": 10_000,
@@ -83,11 +89,17 @@ class OrdersStandIn:
         self.failure: str | None = None
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.gateway_only])
         app.router.add_post("/orders", self.create)
         app.router.add_get("/orders/{order_id}", self.read)
         app.router.add_get("/orders", self.listing)
         return app
+
+    @web.middleware
+    async def gateway_only(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {ORDERS_TOKEN}":
+            return web.json_response({"title": "Unauthorized", "status": 401}, status=401)
+        return await handler(request)
 
     async def _fail(self) -> web.Response | None:
         if self.failure == "crash":

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from gateway.app import create_app
 from gateway.openapi import document
 
-from .support import SECRET, OrdersStandIn, bearer, call, crafted_token, settings, valid_token
+from .support import ORDERS_TOKEN, SECRET, OrdersStandIn, bearer, call, crafted_token, settings, valid_token
 
 ORDERS = "/api/v1/orders"
 ORDER = "/api/v1/orders/{order_id}"
@@ -258,5 +258,20 @@ async def test_an_unreachable_upstream_is_503(orders: tuple[OrdersStandIn, str])
     assert "127.0.0.1" not in str(problem)
 
 
-def test_the_secret_is_never_in_the_settings_repr() -> None:
+async def test_a_gateway_whose_credential_orders_refuses_answers_502_and_says_why_in_its_log(
+    orders: tuple[OrdersStandIn, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    stand_in, url = orders
+    wrong = settings(url, orders_token="another-credential-thirty-two-bytes-long")
+    async with TestClient(TestServer(create_app(wrong))) as misconfigured:
+        status, _, problem = await call(misconfigured, "POST", ORDERS, ORDERS, json=BODY, headers=headers())
+
+    assert status == 502
+    assert "credential" not in str(problem)
+    assert stand_in.orders == {}
+    assert "orders refused the gateway's credential" in caplog.messages
+
+
+def test_the_secrets_are_never_in_the_settings_repr() -> None:
+    assert ORDERS_TOKEN not in repr(settings("http://orders"))
     assert SECRET not in repr(settings("http://orders"))

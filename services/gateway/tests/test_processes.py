@@ -15,7 +15,7 @@ from gateway.settings import GatewaySettings
 from gateway.tokens import verify_token
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 
-from .support import SECRET, OrdersStandIn, redis_url
+from .support import ORDERS_TOKEN, SECRET, OrdersStandIn, redis_url
 
 GATEWAY_SCRIPT = str(Path(sys.executable).with_name("gateway"))
 
@@ -39,6 +39,7 @@ async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orde
         "GATEWAY_JWT_SECRET": SECRET,
         "GATEWAY_PORT": str(port),
         "GATEWAY_ORDERS_URL": orders_url,
+        "GATEWAY_ORDERS_TOKEN": ORDERS_TOKEN,
         "GATEWAY_REDIS_URL": redis_url(),
     }
     issued = await issue("alice", {"GATEWAY_JWT_SECRET": SECRET})
@@ -86,7 +87,10 @@ async def test_issue_token_refuses_a_lifetime_past_the_maximum() -> None:
 @pytest.mark.parametrize(
     ("command", "missing"),
     [
-        (["web"], ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL", "GATEWAY_REDIS_URL"]),
+        (
+            ["web"],
+            ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL", "GATEWAY_ORDERS_TOKEN", "GATEWAY_REDIS_URL"],
+        ),
         (["issue-token", "--subject", "a"], ["GATEWAY_JWT_SECRET"]),
     ],
 )

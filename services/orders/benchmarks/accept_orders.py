@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
 import sys
 import time
@@ -28,6 +29,8 @@ from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.backing_services import benchmark_server_url
 
 ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
+# Posted as the gateway would: orders web answers no one else.
+API_TOKEN = secrets.token_hex(32)
 BODY = {"customer_id": "bench", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": 999}]}
 
 
@@ -42,6 +45,7 @@ async def run(
     env = {
         "ORDERS_DATABASE_URL": url,
         "ORDERS_PORT": str(port),
+        "ORDERS_API_TOKEN": API_TOKEN,
         # Access logs at INFO would measure the logging as much as the service.
         "ORDERS_LOG_LEVEL": "WARNING",
         "ORDERS_DB_POOL_MAX_SIZE": str(pool_size),
@@ -67,7 +71,11 @@ async def run(
 async def _load(port: int, orders: int, concurrency: int) -> dict[str, float]:
     base = f"http://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=30),
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ) as http:
         payload = json.dumps(BODY).encode()
         latencies: list[float] = []
         errors = 0

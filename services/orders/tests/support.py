@@ -19,6 +19,9 @@ from shared.messaging import declare_event_exchange
 from shared.testing import fetchval
 
 ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
+# The credential orders web asks of its callers (ORDERS_API_TOKEN), and the header that carries it.
+API_TOKEN = "test-orders-api-token-thirty-two-bytes"  # pragma: allowlist secret
+AS_THE_GATEWAY = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def order_body(customer_id: str = "alice", quantity: int = 2) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -18,7 +19,7 @@ from orders.settings import WebSettings
 from shared.testing import eventually, execute, fetchval
 from shared.web import PROBLEM_CONTENT_TYPE
 
-from .support import order_body
+from .support import API_TOKEN, AS_THE_GATEWAY, order_body
 
 Client = TestClient[web.Request, web.Application]
 
@@ -26,8 +27,10 @@ Client = TestClient[web.Request, web.Application]
 @pytest.fixture
 async def client(orders_database_url: str) -> AsyncIterator[Client]:
     # Room for the fifty concurrent duplicates below; the bound itself is tested on its own.
-    settings = WebSettings(database_url=orders_database_url, port=1, max_in_flight=64, db_pool_max_size=10)
-    async with TestClient(TestServer(create_app(settings))) as test_client:
+    settings = WebSettings(
+        database_url=orders_database_url, port=1, api_token=API_TOKEN, max_in_flight=64, db_pool_max_size=10
+    )
+    async with TestClient(TestServer(create_app(settings)), headers=AS_THE_GATEWAY) as test_client:
         yield test_client
 
 
@@ -262,8 +265,8 @@ async def test_listing_with_bad_parameters_names_them(client: Client, query: str
 async def test_past_its_in_flight_bound_orders_refuses_at_once_and_a_same_key_retry_makes_one_order(
     orders_database_url: str,
 ) -> None:
-    settings = WebSettings(database_url=orders_database_url, port=1, max_in_flight=1)
-    async with TestClient(TestServer(create_app(settings))) as client:
+    settings = WebSettings(database_url=orders_database_url, port=1, api_token=API_TOKEN, max_in_flight=1)
+    async with TestClient(TestServer(create_app(settings)), headers=AS_THE_GATEWAY) as client:
         blocker = await asyncpg.connect(orders_database_url)
         try:
             # The one request it may work on waits at its INSERT, behind a lock held here.
@@ -293,3 +296,25 @@ async def test_past_its_in_flight_bound_orders_refuses_at_once_and_a_same_key_re
 
 async def lock_waiters(database_url: str) -> bool:
     return bool(await fetchval(database_url, "SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token-of-the-same-shape-xxxx", f"bearer {API_TOKEN}", API_TOKEN, f"Bearer {API_TOKEN}x"],
+)
+async def test_only_a_caller_with_the_gateways_credential_may_place_or_read_orders(
+    client: Client, orders_database_url: str, authorization: str | None
+) -> None:
+    stranger = {"Authorization": authorization} if authorization is not None else {}
+    # A session of its own: the test client sends the gateway's credential with everything.
+    async with aiohttp.ClientSession(headers=stranger) as http:
+        placed = await http.post(client.make_url("/orders"), json=order_body(), headers={"Idempotency-Key": "k"})
+        listed = await http.get(client.make_url("/orders"), params={"customer_id": "alice"})
+        # Probes and scrapes carry no credential.
+        probes = [(await http.get(client.make_url(path))).status for path in ("/healthz", "/readyz", "/metrics")]
+
+    assert (placed.status, listed.status) == (401, 401)
+    assert placed.content_type == PROBLEM_CONTENT_TYPE
+    assert placed.headers["WWW-Authenticate"] == 'Bearer realm="dozen-orders"'
+    assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 0
+    assert probes == [200, 200, 200]

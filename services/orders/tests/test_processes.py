@@ -18,7 +18,15 @@ from shared.events import CONTENT_TYPE, NotificationSentV1
 from shared.messaging import Publisher, declare_event_exchange, open_confirming_channel
 from shared.testing import ServiceProcess, eventually, execute, fetchval, free_port, wait_until_ready
 
-from .support import ORDERS_SCRIPT, Names, bind_probe_queue, every_row_marked, notification_sent, place_orders
+from .support import (
+    API_TOKEN,
+    ORDERS_SCRIPT,
+    Names,
+    bind_probe_queue,
+    every_row_marked,
+    notification_sent,
+    place_orders,
+)
 
 
 def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
@@ -26,6 +34,7 @@ def environment(database_url: str, amqp_url: str, names: Names, port: int, **ext
         "ORDERS_DATABASE_URL": database_url,
         "ORDERS_AMQP_URL": amqp_url,
         "ORDERS_PORT": str(port),
+        "ORDERS_API_TOKEN": API_TOKEN,
         "ORDERS_EVENTS_EXCHANGE": names.orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": names.notifier_exchange,
         "ORDERS_QUEUE": names.notification_queue,
@@ -67,7 +76,7 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
     ("command", "missing"),
     [
         ("migrate", ["ORDERS_DATABASE_URL"]),
-        ("web", ["ORDERS_DATABASE_URL", "ORDERS_PORT"]),
+        ("web", ["ORDERS_API_TOKEN", "ORDERS_DATABASE_URL", "ORDERS_PORT"]),
         ("relay", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
         ("worker", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
         ("dlq list", ["ORDERS_AMQP_URL"]),

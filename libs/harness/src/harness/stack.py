@@ -23,6 +23,8 @@ from shared.testing.smtp import SmtpSink
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"  # pragma: allowlist secret
+# What the gateway presents to orders web, and orders web asks of its callers.
+ORDERS_API_TOKEN = "end-to-end-orders-credential-thirty-two-bytes"  # pragma: allowlist secret
 # Long enough for a balancer polling readiness every 0.1 s to see it go red several times.
 DRAIN_SECONDS = "1"
 
@@ -261,6 +263,7 @@ def process_commands(
     orders_env = {
         "ORDERS_DATABASE_URL": orders_database_url,
         "ORDERS_AMQP_URL": amqp_url,
+        "ORDERS_API_TOKEN": ORDERS_API_TOKEN,
         "ORDERS_EVENTS_EXCHANGE": orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": notifier_exchange,
         "ORDERS_QUEUE": names("orders.notification-sent"),
@@ -276,6 +279,7 @@ def process_commands(
     gateway_env = {
         "GATEWAY_JWT_SECRET": JWT_SECRET,
         "GATEWAY_ORDERS_URL": orders_web_url,
+        "GATEWAY_ORDERS_TOKEN": ORDERS_API_TOKEN,
         "GATEWAY_REDIS_URL": redis_url,
     }
     service_env = {"orders": orders_env, "notifier": notifier_env, "gateway": gateway_env}

@@ -36,6 +36,9 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
 class WebSettings(GatewaySettings):
     port: Port
     orders_url: HttpUrl
+    # The credential orders web asks of its callers (its ORDERS_API_TOKEN): only the gateway
+    # may tell orders which customer a request is for.
+    orders_token: SecretStr = Field(min_length=32)
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
     upstream_timeout_seconds: float = Field(5.0, gt=0)
     # Connections to orders at most; at least max_in_flight, or admitted requests would queue here.

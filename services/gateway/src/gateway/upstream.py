@@ -114,6 +114,10 @@ class OrdersClient:
                 raise Problem(502, "Bad Gateway", "The order service failed to answer.") from None
         if status == 503:
             raise _unavailable(answer_headers.get("Retry-After", "1"))
+        if status == 401:
+            # Not the customer's doing: this gateway's GATEWAY_ORDERS_TOKEN is not orders' ORDERS_API_TOKEN.
+            log.error("orders refused the gateway's credential", extra={"request_id": request_id})
+            raise Problem(502, "Bad Gateway", "The order service failed to answer.")
         if status >= 500:
             log.warning("orders answered with an error", extra={"request_id": request_id, "upstream_status": status})
             raise Problem(502, "Bad Gateway", "The order service failed to answer.")
@@ -146,6 +150,7 @@ def orders_client(settings: WebSettings) -> CleanupContext:
             connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections),
             # Cookies from upstream must never reach another customer's request.
             cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"Authorization": f"Bearer {settings.orders_token.get_secret_value()}"},
         )
         app[ORDERS] = OrdersClient(
             session, settings.orders_url.get_secret_value(), timeout_seconds=settings.upstream_timeout_seconds

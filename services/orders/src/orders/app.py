@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from orders.callers import gateway_only
 from orders.keys import DB_POOL, PLACER, WEB_SETTINGS
 from orders.repository import Placed, Placement, place_orders
 from orders.routes import EVENT_SOURCE, routes
@@ -39,7 +40,7 @@ def create_app(settings: WebSettings) -> web.Application:
     )
     app[WEB_SETTINGS] = settings
     # The gateway's deadline bounds every wait of the request (a pooled connection, say).
-    app.middlewares.extend([deadline, database_unavailable_middleware])
+    app.middlewares.extend([gateway_only(settings.api_token), deadline, database_unavailable_middleware])
     app.cleanup_ctx.append(database(settings))
     app.cleanup_ctx.append(order_placer)
     app.router.add_routes(routes)

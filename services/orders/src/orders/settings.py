@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from shared import queue_settings
 from shared.config import AmqpUrl, Port, ServiceSettings, backoff_in_order
@@ -29,6 +29,9 @@ class QueueSettings(OrdersSettings, queue_settings.QueueSettings):
 
 class WebSettings(DatabaseSettings):
     port: Port
+    # What every API request must carry (``Authorization: Bearer …``): the gateway's
+    # GATEWAY_ORDERS_TOKEN, set to the same value by every deploy (orders.callers).
+    api_token: SecretStr = Field(min_length=32)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     # Requests worked on at once; the next is refused at once (503, Retry-After) instead of
     # queueing behind them. A few times the pool: enough to keep every connection busy.
