@@ -100,3 +100,15 @@ def test_the_service_dockerfiles_differ_only_by_the_service_they_build() -> None
         return kept
 
     assert normalised("gateway") == normalised("orders") == normalised("notifier")
+
+
+def test_every_backing_service_asks_for_a_credential_and_dozen_presents_it(resolved: dict[str, Any]) -> None:
+    redis = resolved["redis"]["command"]
+    password = redis[redis.index("--requirepass") + 1]
+    assert password, "Redis must ask for a password: whoever reaches it could reset any customer's limit"
+    assert resolved["gateway"]["environment"]["GATEWAY_REDIS_URL"].startswith(f"redis://:{password}@")
+    # Orders web answers only the gateway: both hold the same credential.
+    assert (
+        resolved["gateway"]["environment"]["GATEWAY_ORDERS_TOKEN"]
+        == resolved["orders-web"]["environment"]["ORDERS_API_TOKEN"]
+    )
