@@ -135,7 +135,7 @@ def _backing(service: str) -> list[str]:
 
 
 def _ci_processes() -> list[Process]:
-    ports = dict.fromkeys(process_types(), 1)
+    ports, management_ports = dict.fromkeys(process_types(), 1), dict.fromkeys(process_types(), 2)
     commands = process_commands(
         orders_database_url="postgresql://ci/orders",
         notifier_database_url="postgresql://ci/notifier",
@@ -144,6 +144,7 @@ def _ci_processes() -> list[Process]:
         smtp_url="smtp://ci:25",
         orders_web_url="http://ci:1",
         ports=ports,
+        management_ports=management_ports,
         names=lambda name: name,
     )
     return [Process(name, argv[0], argv[1], None, env, tuple(argv[1:])) for name, (argv, env) in commands.items()]

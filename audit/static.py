@@ -168,8 +168,13 @@ def port_binding(root: Path, all_deploys: dict[str, list[Process]]) -> list[Verd
             port = settings_cls.model_fields.get("port")
             if port is None or not port.is_required():
                 failures.append(f"{service} {command}: its port is not a required setting")
-            else:
-                evidence.append(f"{service} {command}: {settings_cls.variable_names()['port']} required, no default")
+            # An API's probes and metrics have a port of their own, required just the same.
+            for field_name in [name for name in ("port", "management_port") if name in settings_cls.model_fields]:
+                variable = settings_cls.variable_names()[field_name]
+                if settings_cls.model_fields[field_name].is_required():
+                    evidence.append(f"{service} {command}: {variable} required, no default")
+                elif field_name != "port":
+                    failures.append(f"{service} {command}: {variable} is not a required setting")
         for name, processes in all_deploys.items():
             for process in (p for p in processes if p.service == service and p.command in LONG_RUNNING):
                 if f"{service.upper()}_PORT" not in process.environment:

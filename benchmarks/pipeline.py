@@ -121,7 +121,7 @@ class Bench:
     async def _gateway_metric(self, sample: str) -> float:
         async with (
             aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{self.stack.ports['gateway']}/metrics") as answer,
+            http.get(f"http://127.0.0.1:{self.stack.management_ports['gateway']}/metrics") as answer,
         ):
             text = await answer.text()
         return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(sample))

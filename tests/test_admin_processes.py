@@ -98,7 +98,7 @@ async def test_a_delivery_lost_downstream_is_redriven_from_the_outbox_by_a_one_o
     assert purged.message_count == 1, "the delivery to lose"
     stack.processes["notifier"] = successor = notifier.twin()
     await successor.start()
-    await wait_until_ready(stack.ports["notifier"], what="notifier", process=successor)
+    await wait_until_ready(stack.management_ports["notifier"], what="notifier", process=successor)
     assert not await notified(stack, order["id"])
 
     await one_off(stack, "orders-relay", "outbox", "redrive", "--order", order["id"])

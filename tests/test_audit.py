@@ -22,6 +22,7 @@ from shared.config import Port, PostgresUrl
 GOOD_ORDERS_WEB = {
     "ORDERS_DATABASE_URL": "postgresql://dozen@postgres:5432/orders",
     "ORDERS_PORT": "8081",
+    "ORDERS_MANAGEMENT_PORT": "9081",
     "ORDERS_API_TOKEN": "a-deploys-own-orders-credential-32b",  # pragma: allowlist secret
 }
 

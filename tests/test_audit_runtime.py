@@ -88,10 +88,11 @@ async def test_vii_fails_for_a_process_listening_on_a_port_its_environment_did_n
     await start(running, well, well_port)
     await start(running, badly, port)
 
-    assert listens_where_told(well.listening_ports(), "TOY_PORT", well_port) == []
-    assert listens_where_told(badly.listening_ports(), "TOY_PORT", port) == [
-        f"listens on {sorted([port, extra])}, but TOY_PORT gives it {port}"
+    assert listens_where_told(well.listening_ports(), {"TOY_PORT": well_port}) == []
+    assert listens_where_told(badly.listening_ports(), {"TOY_PORT": port}) == [
+        f"listens on {sorted([port, extra])}, but its environment gives it TOY_PORT {port}"
     ]
+    assert listens_where_told(badly.listening_ports(), {"TOY_PORT": port, "TOY_MANAGEMENT_PORT": extra}) == []
 
 
 async def test_v_fails_when_build_info_names_another_release(observer: Observer, running: list[ServiceProcess]) -> None:

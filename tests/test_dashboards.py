@@ -43,7 +43,7 @@ async def prometheus(stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
         pytest.fail("no prometheus on PATH: install Debian's prometheus package (.ci/run does)", pytrace=False)
     # Each process type is its own job, as in deploy/prometheus.
     scrape_configs = [
-        {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[name]}"]}]}
+        {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{stack.management_ports[name]}"]}]}
         for name in process_types()
     ]
     config = tmp_path / "prometheus.yml"

@@ -38,7 +38,7 @@ async def place(http: aiohttp.ClientSession, stack: Stack, token: str, key: str)
 
 
 async def capacity_used(http: aiohttp.ClientSession, stack: Stack) -> bool:
-    async with http.get(f"http://127.0.0.1:{stack.ports['gateway']}/metrics") as answer:
+    async with http.get(f"http://127.0.0.1:{stack.management_ports['gateway']}/metrics") as answer:
         text = await answer.text()
     gauge = "dozen_http_server_requests_in_flight "
     in_flight = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(gauge))

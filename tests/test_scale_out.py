@@ -35,7 +35,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def work_done(stack: Stack, instances: dict[str, list[str]]) -> dict[str, float]:
     return {
-        name: await metric_sum(stack.ports[name], WORK[kind][0], **WORK[kind][1])
+        name: await metric_sum(stack.management_ports[name], WORK[kind][0], **WORK[kind][1])
         for kind, names in instances.items()
         for name in names
     }

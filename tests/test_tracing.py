@@ -141,7 +141,7 @@ async def test_one_order_is_one_trace_across_every_process_and_its_logs(stack: S
     async with (
         aiohttp.ClientSession() as http,
         http.get(
-            f"http://127.0.0.1:{stack.ports['orders-worker']}/metrics",
+            f"http://127.0.0.1:{stack.management_ports['orders-worker']}/metrics",
             headers={"Accept": "application/openmetrics-text; version=1.0.0"},
         ) as metrics,
     ):

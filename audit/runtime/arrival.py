@@ -3,18 +3,19 @@ it says it runs (V)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from audit.runtime.findings import Findings
 from audit.runtime.system import AuditedSystem
 from harness.probes import build_info
 
 
-def listens_where_told(listening: set[int], variable: str, given: int) -> list[str]:
-    """VII: the process listens on the port its environment gives, and on no other."""
-    if listening == {given}:
+def listens_where_told(listening: set[int], given: Mapping[str, int]) -> list[str]:
+    """VII: the process listens on the ports its environment gives (variable: port), and on no other."""
+    if listening == set(given.values()):
         return []
-    return [f"listens on {sorted(listening) or 'nothing'}, but {variable} gives it {given}"]
+    told = ", ".join(f"{variable} {port}" for variable, port in given.items())
+    return [f"listens on {sorted(listening) or 'nothing'}, but its environment gives it {told}"]
 
 
 def names_the_release(labels: dict[str, str] | None, service: str, release_id: str) -> list[str]:
@@ -29,15 +30,17 @@ def names_the_release(labels: dict[str, str] | None, service: str, release_id: s
 async def check_arrivals(system: AuditedSystem, findings: Findings, names: Iterable[str]) -> None:
     for name in names:
         process = system.process(name)
-        variable = system.port_variable(name)
-        given = int(process.env[variable])
+        kind = system.kind(name)
+        variables = [variable for variable in (kind.port_variable, kind.management_variable) if variable]
+        given = {variable: int(process.env[variable]) for variable in variables}
         findings.judge(
             "VII",
             process.service,
-            (f"{name}: {problem}" for problem in listens_where_told(process.listening_ports(), variable, given)),
-            f"{name} (pid {process.pid}) listens on {given} only: the port {variable} gives it",
+            (f"{name}: {problem}" for problem in listens_where_told(process.listening_ports(), given)),
+            f"{name} (pid {process.pid}) listens on {' and '.join(map(str, given.values()))} only: "
+            f"the ports {' and '.join(given)} give it",
         )
-        labels = await build_info(given)
+        labels = await build_info(given[variables[-1]])
         findings.judge(
             "V",
             process.service,

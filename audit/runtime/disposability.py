@@ -19,8 +19,9 @@ from audit.runtime.system import AuditedSystem
 from audit.static import deploys
 from harness.inflight import Stop, graceful_stop
 from harness.procfile import process_types
+from harness.stack import allot_ports, port_env
 from shared.config import MAX_SHUTDOWN_BUDGET_SECONDS
-from shared.testing import ServiceProcess, eventually, free_port, is_ready
+from shared.testing import ServiceProcess, eventually, is_ready
 
 READY_GOAL_SECONDS = 1.0
 EXIT_GOAL_SECONDS = 5.0
@@ -87,13 +88,13 @@ async def _start_and_stop_as_deployed(system: AuditedSystem, name: str) -> tuple
     """Another instance of ``name`` — same release, same config, a port of its own — run as
     deployed, without the tracer (which slows every file it opens, imports included): the
     start-up it measures is the process's own. Then SIGTERM, idle."""
-    process = system.process(name)
-    port = free_port()
+    process, kind = system.process(name), system.kind(name)
+    port, management_port = allot_ports(kind)
     instance = ServiceProcess(
-        [str(process.executable), *process.arguments], env=process.env | {system.port_variable(name): str(port)}
+        [str(process.executable), *process.arguments], env=process.env | port_env(kind, port, management_port)
     )
     try:
-        ready = await started_until_ready(instance, port)
+        ready = await started_until_ready(instance, management_port)
         return ready, await graceful_stop(instance, None)
     finally:
         await instance.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from audit.observe import ObservedProcess, Observer
 from audit.release import Release, build_release, current_release_id
-from harness.procfile import process_types
+from harness.procfile import ProcessType, process_types
 from harness.stack import Launch, Servers, Stack, running_stack
 from shared.testing.backing_services import SERVER_URL_VARIABLES
 from shared.testing.smtp import SmtpSink
@@ -38,8 +38,9 @@ class AuditedSystem:
         return process
 
     @staticmethod
-    def port_variable(name: str) -> str:
-        return process_types()[name.rsplit("-", 1)[0] if name[-1].isdigit() else name].port_variable
+    def kind(name: str) -> ProcessType:
+        """The process type of ``name`` (``orders-web``, ``notifier-2``, ...)."""
+        return process_types()[name.rsplit("-", 1)[0] if name[-1].isdigit() else name]
 
 
 def servers(environ: Mapping[str, str]) -> Servers:

@@ -70,7 +70,7 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
 ) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         token = await stack.token("fault-pg")
-        orders_ready = f"http://127.0.0.1:{stack.ports['orders-web']}/readyz"
+        orders_ready = f"http://127.0.0.1:{stack.management_ports['orders-web']}/readyz"
 
         async def readiness() -> int:
             async with http.get(orders_ready) as answer:

@@ -15,7 +15,8 @@ def test_each_dozen_line_is_a_process_type_in_the_files_order_and_others_are_not
         "# comment\n"
         "orders-worker: exec env ORDERS_PORT=$DEV_ORDERS_WORKER_PORT orders worker\n"
         "smtp: exec python -m aiosmtpd --listen 127.0.0.1:$DEV_SMTP_PORT\n"
-        "gateway: exec env GATEWAY_PORT=$DEV_GATEWAY_PORT GATEWAY_LOG_LEVEL=DEBUG gateway web --flag\n",
+        "gateway: exec env GATEWAY_PORT=$DEV_GATEWAY_PORT GATEWAY_MANAGEMENT_PORT=$DEV_M GATEWAY_LOG_LEVEL=DEBUG"
+        " gateway web --flag\n",
         SERVICES,
     )
 
@@ -25,9 +26,15 @@ def test_each_dozen_line_is_a_process_type_in_the_files_order_and_others_are_not
         service="gateway",
         arguments=("web", "--flag"),
         port_variable="GATEWAY_PORT",
-        assignments={"GATEWAY_PORT": "$DEV_GATEWAY_PORT", "GATEWAY_LOG_LEVEL": "DEBUG"},
+        management_variable="GATEWAY_MANAGEMENT_PORT",
+        assignments={
+            "GATEWAY_PORT": "$DEV_GATEWAY_PORT",
+            "GATEWAY_MANAGEMENT_PORT": "$DEV_M",
+            "GATEWAY_LOG_LEVEL": "DEBUG",
+        },
     )
     assert kinds["orders-worker"].command == "worker"
+    assert kinds["orders-worker"].management_variable is None
 
 
 @pytest.mark.parametrize(
@@ -58,6 +65,8 @@ def test_the_repositorys_procfile_runs_every_service_and_starts_consumers_before
     # Each consumer declares its queue before anything is published to its exchange.
     assert max(order.index(name) for name in order if kinds[name].command == "worker") < order.index("orders-relay")
     assert order.index("orders-web") < order.index("gateway"), "the gateway calls orders web"
+    # An API's probes and metrics are never on its public port.
+    assert all(kind.management_variable for kind in kinds.values() if kind.command == "web")
 
 
 def test_every_process_type_has_its_way_to_hold_work_in_flight() -> None:

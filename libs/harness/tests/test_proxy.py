@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from harness.proxy import FaultProxy, ReadyInstances, fixed
+from harness.proxy import Endpoint, FaultProxy, ReadyInstances, fixed
 from shared.testing import eventually, free_port
 
 
@@ -94,7 +94,7 @@ async def test_reset_cuts_open_connections_and_new_ones_still_work(instances: li
 async def test_only_ready_instances_get_new_connections(instances: list[Instance]) -> None:
     one, two = instances
     async with (
-        ReadyInstances([one.port, two.port], interval_seconds=0.05) as ready,
+        ReadyInstances([Endpoint(one.port, one.port), Endpoint(two.port, two.port)], interval_seconds=0.05) as ready,
         FaultProxy(ready.choose) as proxy,
         fresh_session() as http,
     ):

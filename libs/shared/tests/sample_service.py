@@ -22,6 +22,8 @@ class SampleSettings(ServiceSettings, env_prefix="SAMPLE_"):
     service_name = "sample"
 
     port: Port
+    # Probes and metrics apart from /slow, as an API process has them.
+    management_port: Port | None = None
     work_seconds: float = Field(1.0, ge=0)
     # The loop it runs beside its requests breaks at once (a bug, as a supervised loop meets one).
     loop_breaks: bool = False
@@ -70,7 +72,13 @@ def create_app(settings: SampleSettings) -> web.Application:
 def main() -> None:
     settings = load_settings(SampleSettings)
     configure_logging(service=settings.service_name, release=settings.release_id, level=settings.log_level)
-    run(create_app(settings), port=settings.port, settings=settings, host="127.0.0.1")
+    run(
+        create_app(settings),
+        port=settings.port,
+        management_port=settings.management_port,
+        settings=settings,
+        host="127.0.0.1",
+    )
 
 
 if __name__ == "__main__":

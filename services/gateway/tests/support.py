@@ -42,6 +42,7 @@ def settings(orders_url: str, **overrides: Any) -> WebSettings:
     values: dict[str, Any] = {
         "jwt_secret": SECRET,
         "port": 1,
+        "management_port": 2,
         "orders_url": orders_url,
         "orders_token": ORDERS_TOKEN,
         "redis_url": redis_url(),

@@ -34,10 +34,11 @@ async def issue(subject: str, env: dict[str, str]) -> ServiceProcess:
 
 
 async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orders_url: str) -> None:
-    port = free_port()
+    port, management_port = free_port(), free_port()
     env = {
         "GATEWAY_JWT_SECRET": SECRET,
         "GATEWAY_PORT": str(port),
+        "GATEWAY_MANAGEMENT_PORT": str(management_port),
         "GATEWAY_ORDERS_URL": orders_url,
         "GATEWAY_ORDERS_TOKEN": ORDERS_TOKEN,
         "GATEWAY_REDIS_URL": redis_url(),
@@ -48,7 +49,7 @@ async def test_web_serves_tokens_from_issue_token_and_exits_zero_on_sigterm(orde
     web = ServiceProcess([GATEWAY_SCRIPT, "web"], env=env)
     await web.start()
     try:
-        await wait_until_ready(port, what="gateway", process=web)
+        await wait_until_ready(management_port, what="gateway", process=web)
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
             http.get(
@@ -89,7 +90,14 @@ async def test_issue_token_refuses_a_lifetime_past_the_maximum() -> None:
     [
         (
             ["web"],
-            ["GATEWAY_JWT_SECRET", "GATEWAY_PORT", "GATEWAY_ORDERS_URL", "GATEWAY_ORDERS_TOKEN", "GATEWAY_REDIS_URL"],
+            [
+                "GATEWAY_JWT_SECRET",
+                "GATEWAY_PORT",
+                "GATEWAY_MANAGEMENT_PORT",
+                "GATEWAY_ORDERS_URL",
+                "GATEWAY_ORDERS_TOKEN",
+                "GATEWAY_REDIS_URL",
+            ],
         ),
         (["issue-token", "--subject", "a"], ["GATEWAY_JWT_SECRET"]),
     ],

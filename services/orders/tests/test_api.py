@@ -28,7 +28,12 @@ Client = TestClient[web.Request, web.Application]
 async def client(orders_database_url: str) -> AsyncIterator[Client]:
     # Room for the fifty concurrent duplicates below; the bound itself is tested on its own.
     settings = WebSettings(
-        database_url=orders_database_url, port=1, api_token=API_TOKEN, max_in_flight=64, db_pool_max_size=10
+        database_url=orders_database_url,
+        port=1,
+        management_port=2,
+        api_token=API_TOKEN,
+        max_in_flight=64,
+        db_pool_max_size=10,
     )
     async with TestClient(TestServer(create_app(settings)), headers=AS_THE_GATEWAY) as test_client:
         yield test_client
@@ -265,7 +270,9 @@ async def test_listing_with_bad_parameters_names_them(client: Client, query: str
 async def test_past_its_in_flight_bound_orders_refuses_at_once_and_a_same_key_retry_makes_one_order(
     orders_database_url: str,
 ) -> None:
-    settings = WebSettings(database_url=orders_database_url, port=1, api_token=API_TOKEN, max_in_flight=1)
+    settings = WebSettings(
+        database_url=orders_database_url, port=1, management_port=2, api_token=API_TOKEN, max_in_flight=1
+    )
     async with TestClient(TestServer(create_app(settings)), headers=AS_THE_GATEWAY) as client:
         blocker = await asyncpg.connect(orders_database_url)
         try:

@@ -30,10 +30,12 @@ from .support import (
 
 
 def environment(database_url: str, amqp_url: str, names: Names, port: int, **extra: str) -> dict[str, str]:
+    """Every process type's; web serves its probes and metrics on ORDERS_MANAGEMENT_PORT."""
     return {
         "ORDERS_DATABASE_URL": database_url,
         "ORDERS_AMQP_URL": amqp_url,
         "ORDERS_PORT": str(port),
+        "ORDERS_MANAGEMENT_PORT": str(free_port()),
         "ORDERS_API_TOKEN": API_TOKEN,
         "ORDERS_EVENTS_EXCHANGE": names.orders_exchange,
         "ORDERS_NOTIFICATIONS_EXCHANGE": names.notifier_exchange,
@@ -63,7 +65,8 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
     )
     await process.start()
     try:
-        await wait_until_ready(port, what=f"orders {command}", process=process)
+        probes = int(process.env["ORDERS_MANAGEMENT_PORT"]) if command == "web" else port
+        await wait_until_ready(probes, what=f"orders {command}", process=process)
         process.send_signal(signal.SIGTERM)
         assert await process.wait(timeout_seconds=20) == 0, process.output()
     finally:
@@ -76,7 +79,7 @@ async def test_process_type_starts_answers_readyz_and_exits_zero_on_sigterm(
     ("command", "missing"),
     [
         ("migrate", ["ORDERS_DATABASE_URL"]),
-        ("web", ["ORDERS_API_TOKEN", "ORDERS_DATABASE_URL", "ORDERS_PORT"]),
+        ("web", ["ORDERS_API_TOKEN", "ORDERS_DATABASE_URL", "ORDERS_MANAGEMENT_PORT", "ORDERS_PORT"]),
         ("relay", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
         ("worker", ["ORDERS_DATABASE_URL", "ORDERS_AMQP_URL", "ORDERS_PORT"]),
         ("dlq list", ["ORDERS_AMQP_URL"]),

@@ -146,7 +146,7 @@ async def requests_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlig
 
         yield InFlight(
             f"{HELD} order requests",
-            _waiting(database_url, _requests_inside(stack.ports["orders-web"])),
+            _waiting(database_url, _requests_inside(stack.management_ports["orders-web"])),
             release,
             finished,
         )

@@ -1,7 +1,8 @@
 """Dozen's process types, read from the Procfile: the one place they are written down.
 
 A Dozen line reads ``<name>: exec env <SERVICE>_PORT=$DEV_… <service> <command…>``: the
-service's console script with its command, told its port through its own variable. The
+service's console script with its command, told its port through its own variable (and an
+API process its probes' and metrics' port too: ``<SERVICE>_MANAGEMENT_PORT=$DEV_…``). The
 lines' order is the start order. Lines whose program is no Dozen service (the development
 SMTP sink) are not Dozen's process types.
 """
@@ -34,6 +35,8 @@ class ProcessType:
     # The command and its arguments after the service's console script: ("worker",).
     arguments: tuple[str, ...]
     port_variable: str
+    # Where an API process serves its probes and metrics (None: on its one port, a worker's).
+    management_variable: str | None
     # The variables the line sets itself, unexpanded ({"ORDERS_PORT": "$DEV_ORDERS_WEB_PORT"}).
     assignments: Mapping[str, str]
 
@@ -61,7 +64,15 @@ def parse(text: str, known_services: Collection[str]) -> dict[str, ProcessType]:
             raise ProcfileError(f"Procfile {name}: {program} must be told its port: env {port_variable}=…")
         if not arguments:
             raise ProcfileError(f"Procfile {name}: {program} needs a command (web, worker, …)")
-        kinds[name] = ProcessType(name, program, tuple(arguments), port_variable, assignments)
+        management_variable = f"{program.upper()}_MANAGEMENT_PORT"
+        kinds[name] = ProcessType(
+            name,
+            program,
+            tuple(arguments),
+            port_variable,
+            management_variable if management_variable in assignments else None,
+            assignments,
+        )
     if not kinds:
         raise ProcfileError(f"the Procfile names none of Dozen's services ({', '.join(known_services)})")
     return kinds

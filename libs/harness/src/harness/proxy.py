@@ -14,6 +14,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.testing.probes import free_port, is_ready
@@ -117,12 +118,19 @@ class FaultProxy:
                 await writer.drain()
 
 
-class ReadyInstances:
-    """Round robin over the instances (ports on loopback) whose /readyz answers 200 now,
-    as polled every ``interval_seconds`` — what a Service's endpoints do with readiness."""
+class Endpoint(NamedTuple):
+    """An instance on loopback: the port it serves on, and the one its /readyz answers on."""
 
-    def __init__(self, ports: Iterable[int] = (), *, interval_seconds: float = 0.1) -> None:
-        self.ports: list[int] = list(ports)
+    port: int
+    probe_port: int
+
+
+class ReadyInstances:
+    """Round robin over the instances whose /readyz answers 200 now, as polled every
+    ``interval_seconds`` — what a Service's endpoints do with readiness."""
+
+    def __init__(self, endpoints: Iterable[Endpoint] = (), *, interval_seconds: float = 0.1) -> None:
+        self.endpoints: list[Endpoint] = list(endpoints)
         self._interval = interval_seconds
         self._ready: list[int] = []
         self._turn = itertools.count()
@@ -142,6 +150,7 @@ class ReadyInstances:
 
     @property
     def ready_ports(self) -> list[int]:
+        """The serving ports of the instances in rotation now."""
         return list(self._ready)
 
     def choose(self) -> Address | None:
@@ -149,9 +158,11 @@ class ReadyInstances:
         return ("127.0.0.1", ready[next(self._turn) % len(ready)]) if ready else None
 
     async def _poll_once(self) -> None:
-        ports = list(self.ports)
-        answers = await asyncio.gather(*(is_ready(port) for port in ports), return_exceptions=True)
-        self._ready = [port for port, ready in zip(ports, answers, strict=True) if ready is True]
+        endpoints = list(self.endpoints)
+        answers = await asyncio.gather(
+            *(is_ready(endpoint.probe_port) for endpoint in endpoints), return_exceptions=True
+        )
+        self._ready = [endpoint.port for endpoint, ready in zip(endpoints, answers, strict=True) if ready is True]
 
     async def _poll(self) -> None:
         while True:

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import pytest
 
-from harness.procfile import process_types
-from harness.proxy import FaultProxy, ReadyInstances, fixed
+from harness.procfile import ProcessType, process_types
+from harness.proxy import Endpoint, FaultProxy, ReadyInstances, fixed
 from shared.testing import ServiceProcess, free_port, wait_until_ready
 from shared.testing.amqp import AmqpNames
 from shared.testing.databases import scratch_databases
@@ -66,7 +66,10 @@ class Stack:
     notifier_database_url: str
     smtp: MailServer
     token_env: dict[str, str]
+    # Per process: the port it serves on (an API, or a worker's management port), and the
+    # one its probes and metrics answer on (an API's management port; a worker's one port).
     ports: dict[str, int]
+    management_ports: dict[str, int]
     launch: Launch = from_source
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     # With proxied links only: the proxy on each link ("postgres", "rabbitmq", "orders-web"),
@@ -93,13 +96,13 @@ class Stack:
         """Another instance of ``kind`` on a port of its own (and with ``env`` on top of the
         first one's), put in rotation; its name."""
         name = f"{kind}-{sum(1 for known in self.processes if known.startswith(kind)) + 1}"
-        port = free_port()
-        process = self.processes[kind].twin({**(env or {}), process_types()[kind].port_variable: str(port)})
-        self.processes[name], self.ports[name] = process, port
+        port, management_port = allot_ports(process_types()[kind])
+        process = self.processes[kind].twin({**(env or {}), **port_env(process_types()[kind], port, management_port)})
+        self.processes[name], self.ports[name], self.management_ports[name] = process, port, management_port
         await process.start()
-        await wait_until_ready(port, what=name, process=process)
+        await wait_until_ready(management_port, what=name, process=process)
         if kind in self.rotations:
-            self.rotations[kind].ports.append(port)
+            self.rotations[kind].endpoints.append(Endpoint(port, management_port))
         return name
 
     async def restart_gracefully(self, name: str, env: Mapping[str, str] | None = None) -> None:
@@ -111,7 +114,7 @@ class Stack:
         successor = process.twin(env)
         self.processes[name] = successor
         await successor.start()
-        await wait_until_ready(self.ports[name], what=f"{name} after restart", process=successor)
+        await wait_until_ready(self.management_ports[name], what=f"{name} after restart", process=successor)
 
     async def kill_and_restart(self, name: str) -> None:
         """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port."""
@@ -120,7 +123,7 @@ class Stack:
         successor = victim.twin()
         self.processes[name] = successor
         await successor.start()
-        await wait_until_ready(self.ports[name], what=f"{name} after restart", process=successor)
+        await wait_until_ready(self.management_ports[name], what=f"{name} after restart", process=successor)
 
     async def admin(self, name: str, *command: str) -> ServiceProcess:
         """A one-off admin command of the same release with the same config as process ``name``
@@ -144,6 +147,21 @@ class Stack:
         assert await process.wait(timeout_seconds=30) == 0, process.output()
         assert len(process.lines) == len(subjects), process.output()
         return process.lines
+
+
+def allot_ports(kind: ProcessType) -> tuple[int, int]:
+    """Free ports for a process of ``kind``: one to serve on, and one for probes and metrics
+    (the same one for a worker)."""
+    port = free_port()
+    return port, free_port() if kind.management_variable else port
+
+
+def port_env(kind: ProcessType, port: int, management_port: int) -> dict[str, str]:
+    """The variables that tell a process of ``kind`` its ports."""
+    env = {kind.port_variable: str(port)}
+    if kind.management_variable:
+        env[kind.management_variable] = str(management_port)
+    return env
 
 
 async def _one_off(process: ServiceProcess) -> None:
@@ -178,12 +196,15 @@ async def running_stack(
         orders_database_url, notifier_database_url = await resources.enter_async_context(
             scratch_databases(servers.postgres_url, databases)
         )
-        ports = {name: free_port() for name in process_types()}
+        allotted = {name: allot_ports(kind) for name, kind in process_types().items()}
+        ports = {name: port for name, (port, _) in allotted.items()}
+        management_ports = {name: management_port for name, (_, management_port) in allotted.items()}
         links: dict[str, FaultProxy] = {}
         rotations: dict[str, ReadyInstances] = {}
         if proxied_links:
             for kind in ("gateway", "orders-web"):
-                rotations[kind] = await resources.enter_async_context(ReadyInstances([ports[kind]]))
+                endpoint = Endpoint(ports[kind], management_ports[kind])
+                rotations[kind] = await resources.enter_async_context(ReadyInstances([endpoint]))
             links["postgres"] = await resources.enter_async_context(FaultProxy(fixed(orders_database_url)))
             links["rabbitmq"] = await resources.enter_async_context(FaultProxy(fixed(servers.amqp_url)))
             links["orders-web"] = await resources.enter_async_context(FaultProxy(rotations["orders-web"].choose))
@@ -194,6 +215,7 @@ async def running_stack(
             smtp=smtp,
             token_env={"GATEWAY_JWT_SECRET": JWT_SECRET},
             ports=ports,
+            management_ports=management_ports,
             launch=launch,
             links=links,
             rotations=rotations,
@@ -221,6 +243,7 @@ async def _processes(
         smtp_url=stack.smtp.url,
         orders_web_url=_dialled(stack, "orders-web", f"http://127.0.0.1:{ports['orders-web']}"),
         ports=ports,
+        management_ports=stack.management_ports,
         names=names,
         drain=bool(stack.rotations),
     )
@@ -232,7 +255,7 @@ async def _processes(
             process = stack.launch(argv[0], argv[1:], env | extra_env)
             stack.processes[name] = process
             await process.start()
-            await wait_until_ready(ports[name], what=name, process=process)
+            await wait_until_ready(stack.management_ports[name], what=name, process=process)
         yield
         # Every process type must stop cleanly on SIGTERM, in reverse order of start (one a test
         # already stopped must have stopped cleanly too).
@@ -253,6 +276,7 @@ def process_commands(
     smtp_url: str,
     orders_web_url: str,
     ports: Mapping[str, int],
+    management_ports: Mapping[str, int],
     names: Callable[[str], str],
     drain: bool = False,
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -285,7 +309,7 @@ def process_commands(
     service_env = {"orders": orders_env, "notifier": notifier_env, "gateway": gateway_env}
     commands = {}
     for name, kind in process_types().items():
-        env = service_env[kind.service] | {kind.port_variable: str(ports[name])}
+        env = service_env[kind.service] | port_env(kind, ports[name], management_ports[name])
         if kind.command == "web":
             # Web processes sit behind a balancer: they drain before they stop listening.
             env |= {f"{kind.service.upper()}_{variable}": value for variable, value in drained.items()}

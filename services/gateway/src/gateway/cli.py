@@ -21,7 +21,7 @@ def web(arguments: argparse.Namespace) -> None:
     with running(settings):
         # The public edge: a caller's trace context is linked, never continued.
         set_global_textmap(UntrustedCaller())
-        run(create_app(settings), port=settings.port, settings=settings)
+        run(create_app(settings), port=settings.port, management_port=settings.management_port, settings=settings)
 
 
 def token(arguments: argparse.Namespace) -> None:

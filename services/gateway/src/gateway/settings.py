@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.config import HttpUrl, Port, RedisUrl, ServiceSettings
+from shared.config import HttpUrl, RedisUrl, ServiceSettings
+from shared.web.management import ApiPorts
 
 
 class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
@@ -33,8 +34,7 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
         return self
 
 
-class WebSettings(GatewaySettings):
-    port: Port
+class WebSettings(GatewaySettings, ApiPorts):
     orders_url: HttpUrl
     # The credential orders web asks of its callers (its ORDERS_API_TOKEN): only the gateway
     # may tell orders which customer a request is for.

@@ -95,7 +95,13 @@ def serve_web(arguments: argparse.Namespace) -> None:
     settings = load_settings(WebSettings)
     with running(settings):
         # Only the gateway calls this API, and its access log already has every request.
-        run(create_app(settings), port=settings.port, settings=settings, access_log=InternalAccessLogger)
+        run(
+            create_app(settings),
+            port=settings.port,
+            management_port=settings.management_port,
+            settings=settings,
+            access_log=InternalAccessLogger,
+        )
 
 
 def serve_relay(arguments: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, model_validator
 from shared import queue_settings
 from shared.config import AmqpUrl, Port, ServiceSettings, backoff_in_order
 from shared.db import PostgresSettings, RetentionSettings
+from shared.web.management import ApiPorts
 
 
 class OrdersSettings(ServiceSettings, env_prefix="ORDERS_"):
@@ -27,8 +28,7 @@ class QueueSettings(OrdersSettings, queue_settings.QueueSettings):
     queue: str = Field("orders.notification-sent", min_length=1)
 
 
-class WebSettings(DatabaseSettings):
-    port: Port
+class WebSettings(DatabaseSettings, ApiPorts):
     # What every API request must carry (``Authorization: Bearer …``): the gateway's
     # GATEWAY_ORDERS_TOKEN, set to the same value by every deploy (orders.callers).
     api_token: SecretStr = Field(min_length=32)

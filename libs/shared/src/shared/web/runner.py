@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from shared.config import ServiceSettings
 from shared.web.access_log import JsonAccessLogger
 from shared.web.app import READINESS
+from shared.web.management import management_apart
 from shared.web.supervision import LIFECYCLE
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,13 @@ async def serve(
     host: str,
     port: int,
     settings: ServiceSettings,
+    management_port: int | None = None,
     access_log: type[AbstractAccessLogger] = JsonAccessLogger,
 ) -> None:
+    """With ``management_port``, probes and metrics are served there and only there (shared.web.management)."""
+    if management_port is not None:
+        # Outermost: which port a request came in on decides before anything else runs.
+        app.middlewares.insert(0, management_apart(management_port))
     runner = web.AppRunner(
         app,
         access_log_class=access_log,
@@ -46,9 +52,10 @@ async def serve(
         loop.add_signal_handler(signum, lifecycle.request_stop)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        log.info("listening", extra={"host": host, "port": port})
+        for listening_port in (port, management_port):
+            if listening_port is not None:
+                await web.TCPSite(runner, host, listening_port).start()
+        log.info("listening", extra={"host": host, "port": port, "management_port": management_port or port})
         await lifecycle.stop_requested.wait()
         log.info(
             "shutdown requested",
@@ -70,6 +77,7 @@ def run(
     *,
     port: int,
     settings: ServiceSettings,
+    management_port: int | None = None,
     host: str = "0.0.0.0",  # noqa: S104
     access_log: type[AbstractAccessLogger] = JsonAccessLogger,
 ) -> None:
@@ -77,7 +85,16 @@ def run(
     try:
         # uvloop: the event loop and its transports in C, for every process type alike.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(app, host=host, port=port, settings=settings, access_log=access_log))
+            runner.run(
+                serve(
+                    app,
+                    host=host,
+                    port=port,
+                    settings=settings,
+                    management_port=management_port,
+                    access_log=access_log,
+                )
+            )
     except Exception:
         # One JSON line with the traceback instead of a bare one on stderr.
         log.exception("process failed")
