@@ -12,13 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from shared.config import ServiceSettings
 from shared.testing import ServiceProcess, free_port
+from shared.testing.slow_client import GIVE_UP_SECONDS, trickle_until_closed
 from shared.web import PROBLEM_CONTENT_TYPE, FixedLimit, create_base_app
 
 SAMPLE = str(Path(__file__).with_name("sample_service.py"))
-# How often the slow client sends its next few bytes, and for how long at most: far past the
-# one-second bounds under test, so that a loaded machine is not what decides.
-PACE_SECONDS = 0.2
-GIVE_UP_SECONDS = 15.0
 
 
 class SlowClientSettings(ServiceSettings, env_prefix="SLOWCLIENTTEST_"):
@@ -27,20 +24,6 @@ class SlowClientSettings(ServiceSettings, env_prefix="SLOWCLIENTTEST_"):
 
 async def echo_length(request: web.Request) -> web.Response:
     return web.json_response({"bytes": len(await request.read())})
-
-
-async def closed_by_the_server_while_trickling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
-    """Send a header line at every pace until the server closes; what it said before closing."""
-    for line in range(round(GIVE_UP_SECONDS / PACE_SECONDS)):
-        try:
-            writer.write(b"X-Slow-%d: y\r\n" % line)
-            await writer.drain()
-            return await asyncio.wait_for(reader.read(), PACE_SECONDS)
-        except TimeoutError:
-            continue
-        except ConnectionError:
-            return b""
-    raise AssertionError(f"the server still read a request head after {GIVE_UP_SECONDS:g} s")
 
 
 async def test_a_request_head_sent_a_line_at_a_time_is_cut_off_after_the_idle_timeout() -> None:
@@ -54,7 +37,7 @@ async def test_a_request_head_sent_a_line_at_a_time_is_cut_off_after_the_idle_ti
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
         # Closed without an answer: the request never began.
-        assert await closed_by_the_server_while_trickling(reader, writer) == b""
+        assert await trickle_until_closed(reader, writer) == b""
         writer.close()
         # The process itself is unharmed.
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as answer:
