@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -94,13 +95,12 @@ async def test_without_redis_each_replica_keeps_the_limit_itself_and_leaves_redi
 async def test_requests_without_a_valid_token_are_limited_per_client_address_whatever_x_forwarded_for_says(
     orders_url: str,
 ) -> None:
-    # Each run is its own address: 127.0.0.0/8 is all loopback, and Redis keeps the last run's state.
+    # Each run comes from an address of its own (all of 127.0.0.0/8 is loopback): Redis keeps
+    # the last run's state a while.
     address = f"127.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}"
     client = TestClient(
-        TestServer(
-            create_app(settings(orders_url, anonymous_rate_limit_per_second=0.1, anonymous_rate_limit_burst=3)),
-            host=address,
-        )
+        TestServer(create_app(settings(orders_url, anonymous_rate_limit_per_second=0.1, anonymous_rate_limit_burst=3))),
+        connector=aiohttp.TCPConnector(local_addr=(address, 0)),
     )
     await client.start_server()
     try:
@@ -127,5 +127,25 @@ async def test_concurrent_requests_are_checked_together_and_the_burst_still_hold
         token = valid_token(customer)
         answers = await asyncio.gather(*(client.get(ORDERS, headers=bearer(token)) for _ in range(8)))
         assert sorted(answer.status for answer in answers) == [200] * 5 + [429] * 3
+    finally:
+        await client.close()
+
+
+async def test_past_its_time_budget_redis_is_not_waited_for_and_the_next_checks_are_the_replicas_own_a_while(
+    orders_url: str, customer: str
+) -> None:
+    def count(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    local, slow = ("dozen_gateway_rate_limit_local_total", {"scope": "customer"}), (
+        "dozen_gateway_rate_limit_failures_total",
+        {"error": "Slow"},
+    )
+    before = count(*local), count(*slow)
+    # No answer comes within the budget: it is far below what any round trip takes.
+    client = await replica(orders_url, redis_slow_seconds=1e-9, redis_cooldown_seconds=60)
+    try:
+        assert await statuses(client, customer, 3) == [200] * 3
+        assert (count(*local) - before[0], count(*slow) - before[1]) == (3, 1)
     finally:
         await client.close()

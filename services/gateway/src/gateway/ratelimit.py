@@ -6,17 +6,20 @@ The algorithm is GCRA (a token bucket kept as one timestamp per key): each key m
 Redis's clock, so replicas and their clocks never disagree; the requests taken up in one turn
 of the event loop are checked by one call of it (shared.batching).
 
-When Redis cannot answer within its timeout, the same limit is kept in this process's memory
-(gateway.gcra) instead: a counter and a (throttled) warning say so. An outage of the limiter's
-store must neither become an outage of the API for every customer (failing closed) nor let
-one greedy client take all of it (failing open). After a failure Redis is left alone for a
-cool-down, so an outage costs one timeout per cool-down, not one per request; that is what
-lets the timeout be generous enough that a busy CPU, which delays reading Redis's answer, is
-not mistaken for an outage.
+When Redis fails, or has not answered within the time a rate check may take
+(GATEWAY_REDIS_SLOW_SECONDS), the same limits are kept in this process's memory
+(gateway.gcra) instead: a counter and a (throttled) warning say so. An outage of the
+limiter's store, or its slowness, must neither become an outage of the API for every
+customer (failing closed; or slow answers the in-flight bound refuses for) nor let one
+greedy client take all of it (failing open). After a failure Redis is left alone for a
+cool-down, so an outage costs one wait per cool-down, not one per request. A busy CPU, slow
+to read Redis's answer, may be taken for a slow Redis: the cost is a cool-down of limits
+kept per replica, which is why the budget can be tight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -49,7 +52,7 @@ LOCAL = Counter(
     ["scope"],
 )
 FAILURES = Counter(
-    "dozen_gateway_rate_limit_failures", "Calls to Redis that failed or timed out (each starts a cool-down).", ["error"]
+    "dozen_gateway_rate_limit_failures", "Calls to Redis that failed, timed out or were slow (each starts a cool-down).", ["error"]
 )
 WARN_EVERY_SECONDS = 10.0
 
@@ -95,6 +98,7 @@ class RateLimiter:
         burst: int,
         key_prefix: str,
         cooldown_seconds: float,
+        slow_seconds: float,
     ) -> None:
         self._script = client.register_script(_GCRA)
         # The checks asked for in one turn of the event loop go to Redis in one call.
@@ -107,6 +111,7 @@ class RateLimiter:
         LIMITED.labels(scope)
         LOCAL.labels(scope)
         self._cooldown = cooldown_seconds
+        self._slow = slow_seconds
         self._resume_at = -math.inf
         self._warned_at = -math.inf
 
@@ -116,11 +121,12 @@ class RateLimiter:
             wait_seconds = self._check_locally(key)
         else:
             try:
-                wait_seconds = await self._check(key) / 1_000_000
+                # No request waits on the limiter longer than a rate check should take: past
+                # that, this one is checked here, and the next ones too for a cool-down.
+                async with asyncio.timeout(self._slow) as budget:
+                    wait_seconds = await self._check(key) / 1_000_000
             except (RedisError, OSError, TimeoutError) as error:
-                FAILURES.labels(type(error).__name__).inc()
-                self._resume_at = time.monotonic() + self._cooldown
-                self._warn(error)
+                self._step_aside("Slow" if budget.expired() else type(error).__name__)
                 wait_seconds = self._check_locally(key)
         if wait_seconds > 0:
             LIMITED.labels(self._scope).inc()
@@ -135,11 +141,14 @@ class RateLimiter:
         waits = await self._script(keys=keys, args=[self._interval_us, self._tolerance_us])
         return [int(wait) for wait in waits]
 
-    def _warn(self, error: Exception) -> None:
+    def _step_aside(self, reason: str) -> None:
+        """Leave Redis alone for a cool-down, counted and (at most every so often) said."""
+        FAILURES.labels(reason).inc()
+        self._resume_at = time.monotonic() + self._cooldown
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
-            log.warning("rate limiter unavailable, limiting locally", extra={"error": type(error).__name__})
+            log.warning("rate limiter unavailable or slow, limiting locally", extra={"error": reason})
 
 
 class RateLimits(NamedTuple):
@@ -181,6 +190,7 @@ def rate_limiter(settings: WebSettings) -> CleanupContext:
                 burst=settings.rate_limit_burst,
                 key_prefix=KEY_PREFIX,
                 cooldown_seconds=settings.redis_cooldown_seconds,
+                slow_seconds=settings.redis_slow_seconds,
             ),
             per_address=RateLimiter(
                 client,
@@ -189,6 +199,7 @@ def rate_limiter(settings: WebSettings) -> CleanupContext:
                 burst=settings.anonymous_rate_limit_burst,
                 key_prefix=ADDRESS_KEY_PREFIX,
                 cooldown_seconds=settings.redis_cooldown_seconds,
+                slow_seconds=settings.redis_slow_seconds,
             ),
         )
         try:

@@ -51,9 +51,13 @@ class WebSettings(GatewaySettings, ApiPorts):
     target_latency_seconds: float = Field(0.1, gt=0, le=10)
     # Where the per-customer rate limit lives, shared by every gateway replica.
     redis_url: RedisUrl
-    # How long a request waits for Redis before this replica's own limit decides instead; long
-    # enough that a busy CPU, slow to read the answer, is not taken for an outage.
+    # How long a call to Redis may take at all (connecting, or a pooled connection, included);
+    # a request stops waiting for it sooner, at redis_slow_seconds.
     redis_timeout_seconds: float = Field(0.5, gt=0, le=5)
+    # The longest a request waits for Redis's answer: past it, this replica's own limits decide,
+    # for a cool-down. A slow limiter would slow every request, and the in-flight bound
+    # (which follows latency) would refuse for it.
+    redis_slow_seconds: float = Field(0.1, gt=0, le=5)
     # After Redis failed to answer, this replica's own limit decides this long before it is asked again.
     redis_cooldown_seconds: float = Field(1.0, gt=0, le=60)
     # Connections to Redis at most (each call holds one for a fraction of a millisecond).
