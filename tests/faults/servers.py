@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -65,15 +66,34 @@ def _cluster_version() -> str:
 
 
 @asynccontextmanager
-async def postgres_stopped(database_url: str) -> AsyncIterator[None]:
-    """This machine's PostgreSQL cluster stopped (fast: connections cut), then started again,
-    even when the block fails."""
+async def postgres_stopped(database_url: str, *, mode: str = "fast") -> AsyncIterator[None]:
+    """This machine's PostgreSQL cluster stopped, then started again, even when the block
+    fails. ``fast``: connections cut, a clean shutdown; ``immediate``: as a crash, no
+    checkpoint, and crash recovery when it starts."""
     control = shutil.which("pg_ctlcluster")
     if urlsplit(database_url).hostname not in LOCAL_HOSTS or control is None:
         pytest.fail("stopping PostgreSQL needs TEST_DATABASE_URL on this machine and pg_ctlcluster", pytrace=False)
     version = _cluster_version()
-    await _run(control, "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast")
+    await _run(control, "--skip-systemctl-redirect", version, "main", "stop", "-m", mode)
     try:
         yield
     finally:
         await _run(control, "--skip-systemctl-redirect", version, "main", "start")
+
+
+@asynccontextmanager
+async def postgres_read_only(database_url: str) -> AsyncIterator[None]:
+    """Every transaction on the server read-only (default_transaction_read_only, reloaded into
+    every session), as a primary demoted in a failover answers; writable again afterwards,
+    even when the block fails."""
+    server = await asyncpg.connect(database_url)
+    try:
+        await server.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        await server.execute("SELECT pg_reload_conf()")
+        try:
+            yield
+        finally:
+            await server.execute("ALTER SYSTEM RESET default_transaction_read_only")
+            await server.execute("SELECT pg_reload_conf()")
+    finally:
+        await server.close()

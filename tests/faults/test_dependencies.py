@@ -15,7 +15,7 @@ from harness.invariants import record, settle
 from harness.stack import Stack
 from harness.steady import steady_load
 from shared.testing import eventually
-from tests.faults.servers import postgres_stopped, rabbitmq_memory_alarm, rabbitmq_stopped
+from tests.faults.servers import postgres_read_only, postgres_stopped, rabbitmq_memory_alarm, rabbitmq_stopped
 
 ORDERS_PER_SECOND = 50
 
@@ -65,8 +65,13 @@ async def test_the_broker_stopped_or_alarmed_for_ten_seconds_orders_are_still_ac
     assert not outcome.violations, outcome
 
 
+# A clean stop, and a crash (no checkpoint; the server runs crash recovery as it starts).
+POSTGRES_STOPS = {"PostgreSQL stopped ~10 s": "fast", "PostgreSQL crashed (stop -m immediate) ~10 s": "immediate"}
+
+
+@pytest.mark.parametrize("fault", list(POSTGRES_STOPS))
 async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_recovers(
-    stack: Stack, postgres_server_url: str
+    stack: Stack, postgres_server_url: str, fault: str
 ) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         token = await stack.token("fault-pg")
@@ -78,7 +83,7 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
 
         async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
             await load.reached(100)
-            async with postgres_stopped(postgres_server_url):
+            async with postgres_stopped(postgres_server_url, mode=POSTGRES_STOPS[fault]):
                 await eventually(
                     lambda: _true_if(readiness, 503), timeout_seconds=10, description="orders readiness red"
                 )
@@ -99,13 +104,57 @@ async def test_postgres_down_is_a_quick_503_and_red_readiness_then_everything_re
             await eventually(lambda: _true_if(readiness, 200), timeout_seconds=30, description="orders ready again")
             await load.reached(len(load.acknowledged) + 100)
     outcome = record(
-        await settle(stack, load, "PostgreSQL stopped ~10 s"),
+        await settle(stack, load, fault),
         f"an order during the outage: HTTP {refusal[0]} in {refusal[2] * 1000:.0f} ms; readiness red; "
         f"refused: {load.refused}",
     )
     assert refusal[:2] == (503, "application/problem+json")
     # Every refusal an outage answer a client can retry on: a server that went away mid-statement included.
     assert set(load.refused) == {"HTTP 503"}, load.refused
+    assert not outcome.violations, outcome
+
+
+async def test_postgres_taking_no_writes_for_ten_seconds_is_an_outage_waited_out(
+    stack: Stack, postgres_server_url: str
+) -> None:
+    # As a primary demoted in a failover answers: reads work, every write is refused. Orders
+    # are refused with 503 (a client retries), and consumers wait instead of dead-lettering.
+    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+        await load.reached(100)
+        async with postgres_read_only(postgres_server_url):
+            refused_before = sum(load.refused.values())
+            await eventually(
+                lambda: True if sum(load.refused.values()) >= refused_before + 10 * ORDERS_PER_SECOND else None,
+                timeout_seconds=30,
+                description="ten seconds of refused orders",
+            )
+        load.fault_over()
+        await load.reached(len(load.acknowledged) + 100)
+    outcome = record(await settle(stack, load, "PostgreSQL read-only ~10 s"), f"refused: {load.refused}")
+    assert set(load.refused) == {"HTTP 503"}, load.refused
+    assert not outcome.violations, outcome
+
+
+async def test_the_smtp_server_dropping_the_connection_after_data_sends_those_emails_twice_and_no_more(
+    stack: Stack,
+) -> None:
+    # The server took each email, and its answer never came: the notifier cannot know, and
+    # sends again. That is the one edge where an email may go out twice, once per drop.
+    drops = 5
+    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+        await load.reached(100)
+        stack.mailbox.drop_after_data(drops)
+        await eventually(
+            lambda: True if stack.mailbox.drops_pending == 0 else None,
+            timeout_seconds=30,
+            description="every drop acted out",
+        )
+        load.fault_over()
+        await load.reached(len(load.acknowledged) + 100)
+    outcome = record(
+        await settle(stack, load, f"SMTP drops the connection after DATA, {drops} times", may_email_twice=drops),
+        "each dropped email sent again: the sender cannot know it was taken",
+    )
     assert not outcome.violations, outcome
 
 

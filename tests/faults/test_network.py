@@ -1,18 +1,33 @@
-"""Network faults on every link between processes (gateway → orders web, every process →
-PostgreSQL and → RabbitMQ): added latency, then every open connection reset. Requests may
-fail meanwhile; nothing acknowledged may be lost or done twice, and nothing needs a restart."""
+"""Network faults on the links between processes (gateway → orders web and → Redis, every
+process → PostgreSQL and → RabbitMQ): added latency, every open connection reset, a link
+blackholed, concurrent duplicates across resets. Requests may fail meanwhile; nothing
+acknowledged may be lost or done twice, and nothing needs a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
 import pytest
 
+from harness.api import ORDER_BODY, ORDERS_PATH
 from harness.invariants import record, settle
+from harness.probes import metric_sum
+from harness.proxy import FaultProxy
 from harness.stack import Stack
 from harness.steady import steady_load
 
 ORDERS_PER_SECOND = 50
 LATENCY_SECONDS = 0.02
 RESETS = 3
+# Past the 100 ms a rate-limit check should take, within the gateway's 0.5 s Redis timeout.
+REDIS_LATENCY_SECONDS = 0.15
+DUPLICATES = 50
+# Tries per duplicate: refusals (the customer's burst is 40) are waited out as told.
+PATIENCE = 8
 
 
 @pytest.fixture
@@ -53,3 +68,98 @@ async def test_latency_then_connection_resets_on_every_link_lose_and_duplicate_n
     assert not outcome.violations, outcome
     # Recovered by itself: once the faults are over, requests succeed again.
     assert failed["after"] == 0, failed
+
+
+# A link that drops every packet for ~10 s (a partition, a dead switch port), then heals, or
+# one that is slow. PostgreSQL blackholed: statements time out, which is an outage (503s;
+# consumers wait, nothing dead-lettered). Redis blackholed or slow: no request waits on the
+# limiter past GATEWAY_REDIS_SLOW_SECONDS, and each gateway keeps the limits itself meanwhile:
+# orders are still accepted.
+LINK_FAULTS = {
+    "PostgreSQL blackholed ~10 s": ("postgres", None),
+    "Redis blackholed ~10 s": ("redis", None),
+    f"Redis {REDIS_LATENCY_SECONDS * 1000:.0f} ms slow each way ~10 s": ("redis", REDIS_LATENCY_SECONDS),
+}
+
+
+@asynccontextmanager
+async def _faulty(link: FaultProxy, latency_seconds: float | None) -> AsyncIterator[None]:
+    if latency_seconds is None:
+        async with link.blackholed():
+            yield
+        return
+    link.latency_seconds = latency_seconds
+    try:
+        yield
+    finally:
+        link.latency_seconds = 0.0
+
+
+@pytest.mark.parametrize("fault", list(LINK_FAULTS))
+async def test_a_blackholed_or_slow_link_for_ten_seconds_loses_and_duplicates_nothing(stack: Stack, fault: str) -> None:
+    name, latency = LINK_FAULTS[fault]
+    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+        await load.reached(100)
+        accepted_before = len(load.acknowledged)
+        async with _faulty(stack.links[name], latency):
+            await asyncio.sleep(10)  # how long the fault lasts, not synchronisation
+        accepted_during = len(load.acknowledged) - accepted_before
+        load.fault_over()
+        await load.reached(len(load.acknowledged) + 100, within=90)
+    stepped_aside = await metric_sum(stack.management_ports["gateway"], "dozen_gateway_rate_limit_failures_total")
+    outcome = record(
+        await settle(stack, load, fault),
+        f"accepted during it: {accepted_during}; failed: {load.refused}; "
+        f"limiter stepped aside {stepped_aside:.0f} times",
+    )
+    if name == "redis":
+        # The fault reached the limiter, and the limiter is not what the API depends on.
+        assert stepped_aside > 0
+        assert accepted_during >= 5 * ORDERS_PER_SECOND, accepted_during
+    assert not outcome.violations, outcome
+
+
+async def test_fifty_concurrent_duplicates_of_one_key_with_resets_on_the_way_make_one_order(stack: Stack) -> None:
+    async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
+        await load.reached(100)
+        customer, key = load.customers[0], str(uuid.uuid4())
+        load.issued[key] = customer
+        token = await stack.token(customer)
+
+        async def resetting() -> int:
+            resets = 0
+            for _ in range(RESETS):
+                resets += stack.links["orders-web"].reset_all()
+                await asyncio.sleep(0.05)  # the fault's rhythm, not synchronisation
+            return resets
+
+        answers, resets = await asyncio.gather(
+            asyncio.gather(*(_patient_post(stack, token, key) for _ in range(DUPLICATES))), resetting()
+        )
+        load.fault_over()
+        await load.reached(len(load.acknowledged) + 100, within=90)
+    outcome = record(
+        await settle(stack, load, f"{DUPLICATES} concurrent duplicates of one key, gateway→orders reset"),
+        f"answers: {sorted(set(answers))[:3]}...; connections reset {resets}",
+    )
+    placed = {answer for answer in answers if not answer.startswith("HTTP")}
+    assert len(placed) == 1, answers
+    assert not outcome.violations, outcome
+
+
+async def _patient_post(stack: Stack, token: str, key: str) -> str:
+    """The order id the gateway answered with, after retrying unknowns and refusals; or the last failure."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    failure = "HTTP none"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        for _ in range(PATIENCE):
+            try:
+                async with http.post(f"{stack.gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as answer:
+                    if answer.status == 201:
+                        return str((await answer.json())["id"])
+                    failure = f"HTTP {answer.status}"
+                    # Told when to come back (a refusal): the client's own wait, as told.
+                    await asyncio.sleep(float(answer.headers.get("Retry-After", "0")))
+            except (aiohttp.ClientError, TimeoutError) as error:
+                failure = f"HTTP {type(error).__name__}"
+    return failure

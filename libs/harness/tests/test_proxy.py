@@ -115,3 +115,22 @@ async def test_only_ready_instances_get_new_connections(instances: list[Instance
         await eventually(lambda: ready.ready_ports == [], description="no instance ready")
         with pytest.raises(aiohttp.ClientConnectionError):
             await answered_by()
+
+
+async def test_a_blackhole_holds_open_and_new_connections_until_it_heals_then_delivers(
+    instances: list[Instance],
+) -> None:
+    async with FaultProxy(fixed(f"http://127.0.0.1:{instances[0].port}")) as proxy, fresh_session() as http:
+        open_reader, open_writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        async with proxy.blackholed():
+            open_writer.write(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n")
+            on_the_open = asyncio.create_task(open_reader.readuntil(b"one"))
+            on_a_new = asyncio.create_task(http.get(f"http://127.0.0.1:{proxy.port}/who"))
+            # Nothing may come back while the network drops everything: a second is plenty
+            # for an answer from loopback, so one within it means no blackhole.
+            done, _ = await asyncio.wait({on_the_open, on_a_new}, timeout=1)
+            assert done == set()
+        assert b"one" in await asyncio.wait_for(on_the_open, 10)
+        answer = await asyncio.wait_for(on_a_new, 10)
+        assert await answer.text() == "one"
+        open_writer.close()

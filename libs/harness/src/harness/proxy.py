@@ -1,6 +1,7 @@
 """A TCP proxy to put between a process and what it dials, for fault injection.
 
-It adds latency and resets connections on demand, and picks its upstream per connection,
+It adds latency, blackholes (holds every byte, and new connections, until it heals) and
+resets connections on demand, and picks its upstream per connection,
 so that with :class:`ReadyInstances` it stands in for a Kubernetes Service in front of
 several instances: new connections go only to instances whose /readyz answers 200.
 """
@@ -12,7 +13,7 @@ import contextlib
 import itertools
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -50,6 +51,9 @@ class FaultProxy:
         self.port = free_port()
         # Added to every chunk in each direction while set: the fault, not synchronisation.
         self.latency_seconds = 0.0
+        # Cleared while blackholed: nothing moves, as when a network drops every packet.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections_made = 0
         self._open: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.Server | None = None
@@ -73,6 +77,16 @@ class FaultProxy:
         self.reset_all()
         await self._server.wait_closed()
 
+    @contextlib.asynccontextmanager
+    async def blackholed(self) -> AsyncIterator[None]:
+        """Every byte in either direction, and every new connection, held until the block
+        ends; then all of it goes through, as TCP retransmits once a network heals."""
+        self._flowing.clear()
+        try:
+            yield
+        finally:
+            self._flowing.set()
+
     def reset_all(self) -> int:
         """Reset every open connection, both ends at once; return how many there were."""
         pairs = list(self._open)
@@ -82,6 +96,7 @@ class FaultProxy:
         return len(pairs)
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         address = self._upstream()
         if address is None:
             _reset(client_writer)
@@ -114,6 +129,7 @@ class FaultProxy:
             while chunk := await reader.read(_CHUNK):
                 if self.latency_seconds:
                     await asyncio.sleep(self.latency_seconds)
+                await self._flowing.wait()
                 writer.write(chunk)
                 await writer.drain()
 

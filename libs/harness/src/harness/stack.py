@@ -72,7 +72,7 @@ class Stack:
     management_ports: dict[str, int]
     launch: Launch = from_source
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
-    # With proxied links only: the proxy on each link ("postgres", "rabbitmq", "orders-web"),
+    # With proxied links only: the proxy on each link ("postgres", "rabbitmq", "redis", "orders-web"),
     # and the instances in rotation per process type ("gateway" for clients, "orders-web"
     # behind its proxy), as a Kubernetes Service would keep them by readiness.
     links: dict[str, FaultProxy] = field(default_factory=dict)
@@ -183,7 +183,7 @@ async def running_stack(
     its own (``label`` and a run id in their names: concurrent runs never meet); ``extra_env``
     goes to every process on top of its config (OTEL_* variables, or a setting a test is about).
 
-    With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ and orders web through
+    With ``proxied_links``, the processes reach PostgreSQL, RabbitMQ, Redis and orders web through
     fault proxies (``Stack.links``), orders web and the gateway drain on SIGTERM, and both
     are kept in rotation by readiness (``Stack.rotations``); the tests themselves go direct.
     ``launch`` starts every process, one-offs included (default: this checkout's scripts).
@@ -207,6 +207,7 @@ async def running_stack(
                 rotations[kind] = await resources.enter_async_context(ReadyInstances([endpoint]))
             links["postgres"] = await resources.enter_async_context(FaultProxy(fixed(orders_database_url)))
             links["rabbitmq"] = await resources.enter_async_context(FaultProxy(fixed(servers.amqp_url)))
+            links["redis"] = await resources.enter_async_context(FaultProxy(fixed(servers.redis_url)))
             links["orders-web"] = await resources.enter_async_context(FaultProxy(rotations["orders-web"].choose))
         stack = Stack(
             gateway_url=f"http://127.0.0.1:{ports['gateway']}",
@@ -239,7 +240,7 @@ async def _processes(
         orders_database_url=_dialled(stack, "postgres", stack.orders_database_url),
         notifier_database_url=_dialled(stack, "postgres", stack.notifier_database_url),
         amqp_url=_dialled(stack, "rabbitmq", amqp_url),
-        redis_url=redis_url,
+        redis_url=_dialled(stack, "redis", redis_url),
         smtp_url=stack.smtp.url,
         orders_web_url=_dialled(stack, "orders-web", f"http://127.0.0.1:{ports['orders-web']}"),
         ports=ports,

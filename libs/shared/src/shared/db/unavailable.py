@@ -13,7 +13,8 @@ from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
-# Failures of reaching the server, as opposed to errors in what was asked of it.
+# Failures of reaching the server (or a server that takes no writes now), as opposed to
+# errors in what was asked of it.
 # InternalClientError: asyncpg's protocol left mid-message by a session the server ended
 # (asyncpg#784); the pool closes that connection (shared.db.pool), the next try gets a new one.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -26,6 +27,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.ReadOnlySQLTransactionError,
 )
 
 # The server gone or restarting, as a message consumer sees it: retry until it is back
@@ -40,6 +42,9 @@ DATABASE_OUTAGE: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InternalClientError,
+    # A server that takes no writes now: a primary demoted in a failover, or switched to
+    # read-only while its disk is rescued. The writes wait for a writable one, as for an outage.
+    asyncpg.ReadOnlySQLTransactionError,
     ConnectionRefusedError,
     ConnectionResetError,
 )

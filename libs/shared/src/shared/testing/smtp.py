@@ -23,6 +23,7 @@ class SmtpSink:
         self._refusals: list[str] = []
         self._refuse_always: str | None = None
         self._refused_mailboxes: dict[str, str] = {}
+        self._drops = 0
         # How long each message takes to be accepted: a slow server, not synchronisation.
         self.delay_seconds = 0.0
         # Messages whose DATA has arrived but which are not answered yet.
@@ -57,6 +58,17 @@ class SmtpSink:
         with self._lock:
             self._refuse_always = reply
 
+    def drop_after_data(self, count: int) -> None:
+        """Keep the next ``count`` messages, but drop each connection before answering its
+        DATA: the email is delivered, and the sender cannot know it."""
+        with self._lock:
+            self._drops += count
+
+    @property
+    def drops_pending(self) -> int:
+        with self._lock:
+            return self._drops
+
     def refuse_mailbox(self, local_part: str, reply: str | None = "550 5.1.1 mailbox unavailable") -> None:
         """Refuse RCPT TO for ``local_part@`` any domain with ``reply``, until called with None."""
         with self._lock:
@@ -90,9 +102,15 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         self.in_progress += 1
         try:
-            return await self._answer(session, envelope)
+            answer = await self._answer(session, envelope)
         finally:
             self.in_progress -= 1
+        with self._lock:
+            drop = self._drops > 0 and answer.startswith("250")
+            self._drops -= drop
+        if drop:
+            server.transport.abort()
+        return answer
 
     async def _answer(self, session: Any, envelope: Any) -> str:
         if self.delay_seconds:
