@@ -137,9 +137,12 @@ async def test_past_its_time_budget_redis_is_not_waited_for_and_the_next_checks_
     def count(name: str, labels: dict[str, str]) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
-    local, slow = ("dozen_gateway_rate_limit_local_total", {"scope": "customer"}), (
-        "dozen_gateway_rate_limit_failures_total",
-        {"error": "Slow"},
+    local, slow = (
+        ("dozen_gateway_rate_limit_local_total", {"scope": "customer"}),
+        (
+            "dozen_gateway_rate_limit_failures_total",
+            {"error": "Slow"},
+        ),
     )
     before = count(*local), count(*slow)
     # No answer comes within the budget: it is far below what any round trip takes.

@@ -52,7 +52,9 @@ LOCAL = Counter(
     ["scope"],
 )
 FAILURES = Counter(
-    "dozen_gateway_rate_limit_failures", "Calls to Redis that failed, timed out or were slow (each starts a cool-down).", ["error"]
+    "dozen_gateway_rate_limit_failures",
+    "Calls to Redis that failed, timed out or were slow (each starts a cool-down).",
+    ["error"],
 )
 WARN_EVERY_SECONDS = 10.0
 
