@@ -40,7 +40,7 @@ fmt: ## Format the code and apply safe lint fixes
 	uv run --locked ruff check --fix .
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check, mypy --strict on every member, and the secrets scan
+lint: ## ruff check, ruff format --check, mypy --strict on every member, deptry, and the secrets scan
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
 	@for member in $(MEMBERS); do \
@@ -49,7 +49,16 @@ lint: ## ruff check, ruff format --check, mypy --strict on every member, and the
 	done
 	@echo "mypy --strict tests tools deploy load-tests benchmarks audit"
 	uv run --locked mypy tests tools deploy/grafana load-tests benchmarks audit
+	$(MAKE) deps
 	$(MAKE) secrets
+
+.PHONY: deps
+deps: ## deptry on every member: each import declared in its own pyproject, no declared package unused (factor II)
+	@for member in $(MEMBERS); do \
+		echo "deptry $$member"; \
+		(cd $$member && uv run --locked deptry . --known-first-party $$(basename $$member) \
+			--extend-exclude "tests|benchmarks") || exit 1; \
+	done
 
 # .env.example holds the documented development values by design; every other tracked file
 # fails the scan on a secret-looking string unless its line is marked `pragma: allowlist secret`.
