@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,10 +116,13 @@ class Stack:
         await successor.start()
         await wait_until_ready(self.management_ports[name], what=f"{name} after restart", process=successor)
 
-    async def kill_and_restart(self, name: str) -> None:
-        """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port."""
+    async def kill_and_restart(self, name: str, *, while_down: Callable[[], Awaitable[None]] | None = None) -> None:
+        """SIGKILL one process (no goodbye, no drain), then start it again as it was, on its port
+        (``while_down``, if given, runs between the two: to see what the kill left behind)."""
         victim = self.processes[name]
         await victim.stop()
+        if while_down is not None:
+            await while_down()
         successor = victim.twin()
         self.processes[name] = successor
         await successor.start()
