@@ -72,11 +72,13 @@ async def test_latency_then_connection_resets_on_every_link_lose_and_duplicate_n
 
 # A link that drops every packet for ~10 s (a partition, a dead switch port), then heals, or
 # one that is slow. PostgreSQL blackholed: statements time out, which is an outage (503s;
-# consumers wait, nothing dead-lettered). Redis blackholed or slow: no request waits on the
+# consumers wait, nothing dead-lettered). RabbitMQ blackholed: publishes go unconfirmed, and
+# the outbox keeps what the relay could not hand over. Redis blackholed or slow: no request waits on the
 # limiter past GATEWAY_REDIS_SLOW_SECONDS, and each gateway keeps the limits itself meanwhile:
 # orders are still accepted.
 LINK_FAULTS = {
     "PostgreSQL blackholed ~10 s": ("postgres", None),
+    "RabbitMQ blackholed ~10 s": ("rabbitmq", None),
     "Redis blackholed ~10 s": ("redis", None),
     f"Redis {REDIS_LATENCY_SECONDS * 1000:.0f} ms slow each way ~10 s": ("redis", REDIS_LATENCY_SECONDS),
 }

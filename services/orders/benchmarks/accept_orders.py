@@ -41,10 +41,11 @@ async def run(
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
-    port = free_port()
+    port, management_port = free_port(), free_port()
     env = {
         "ORDERS_DATABASE_URL": url,
         "ORDERS_PORT": str(port),
+        "ORDERS_MANAGEMENT_PORT": str(management_port),
         "ORDERS_API_TOKEN": API_TOKEN,
         # Access logs at INFO would measure the logging as much as the service.
         "ORDERS_LOG_LEVEL": "WARNING",
@@ -59,7 +60,7 @@ async def run(
         web = ServiceProcess([ORDERS_SCRIPT, "web"], env=env)
         await web.start()
         try:
-            await wait_until_ready(port, what="orders web", process=web)
+            await wait_until_ready(management_port, what="orders web", process=web)
             return await _load(port, orders, concurrency)
         finally:
             await web.stop()
