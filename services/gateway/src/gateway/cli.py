@@ -37,7 +37,9 @@ def token(arguments: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway", description="Dozen's API gateway.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("web", help="serve the public API on GATEWAY_PORT, probes and metrics on GATEWAY_MANAGEMENT_PORT").set_defaults(run=web)
+    commands.add_parser(
+        "web", help="serve the public API on GATEWAY_PORT, probes and metrics on GATEWAY_MANAGEMENT_PORT"
+    ).set_defaults(run=web)
     issue = commands.add_parser("issue-token", help="print a bearer token for a customer (one-off)")
     issue.add_argument(
         "--subject",

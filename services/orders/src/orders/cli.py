@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         "--create-database", action="store_true", help="create the database first if missing (dev, CI)"
     )
     migrate_parser.set_defaults(run=migrate)
-    commands.add_parser("web", help="serve the HTTP API on ORDERS_PORT, probes and metrics on ORDERS_MANAGEMENT_PORT").set_defaults(run=serve_web)
+    commands.add_parser(
+        "web", help="serve the HTTP API on ORDERS_PORT, probes and metrics on ORDERS_MANAGEMENT_PORT"
+    ).set_defaults(run=serve_web)
     commands.add_parser("relay", help="publish outbox rows to RabbitMQ; management port ORDERS_PORT").set_defaults(
         run=serve_relay
     )
