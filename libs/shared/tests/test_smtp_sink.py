@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,20 +11,13 @@ from shared.testing.smtp import SmtpSink
 MESSAGE = "From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
-
-
 def send(sink: SmtpSink) -> None:
     with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as client:
         client.sendmail("a@example.com", ["b@example.com"], MESSAGE)
 
 
-def test_a_drop_after_data_keeps_the_email_and_leaves_the_sender_without_an_answer(sink: SmtpSink) -> None:
+def test_a_drop_after_data_keeps_the_email_and_leaves_the_sender_without_an_answer(smtp_sink: SmtpSink) -> None:
+    sink = smtp_sink
     sink.drop_after_data(1)
     with pytest.raises(smtplib.SMTPServerDisconnected):
         send(sink)
@@ -35,7 +27,8 @@ def test_a_drop_after_data_keeps_the_email_and_leaves_the_sender_without_an_answ
     assert sink.count == 2
 
 
-def test_a_refused_message_is_not_kept_and_not_counted_as_a_drop(sink: SmtpSink) -> None:
+def test_a_refused_message_is_not_kept_and_not_counted_as_a_drop(smtp_sink: SmtpSink) -> None:
+    sink = smtp_sink
     sink.drop_after_data(1)
     sink.refuse_next(1)
     with pytest.raises(smtplib.SMTPDataError):

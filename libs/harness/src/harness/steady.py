@@ -72,6 +72,15 @@ class Load:
         """Mark now as the end of the fault: recovery is timed from here."""
         self.fault_ended_at = time.monotonic()
 
+    async def refused_another(self, count: int, *, within: float = 30) -> None:
+        """Return once ``count`` more requests than now have been refused; fail at the deadline."""
+        target = sum(self.refused.values()) + count
+        await eventually(
+            lambda: True if sum(self.refused.values()) >= target else None,
+            timeout_seconds=within,
+            description=f"{count} more requests refused",
+        )
+
     async def reached(self, acknowledged: int, *, within: float = 60) -> None:
         """Return once ``acknowledged`` orders in all have been acknowledged; fail at the deadline."""
         await eventually(

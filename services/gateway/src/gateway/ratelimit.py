@@ -184,24 +184,25 @@ def rate_limiter(settings: WebSettings) -> CleanupContext:
         # A dead Redis must cost one timeout per cool-down, not a retry loop (redis-py retries
         # three times by default).
         client = redis.Redis(connection_pool=pool, retry=_NO_RETRIES)
+
+        def limiter(scope: str, per_second: float, burst: int, key_prefix: str) -> RateLimiter:
+            return RateLimiter(
+                client,
+                scope=scope,
+                per_second=per_second,
+                burst=burst,
+                key_prefix=key_prefix,
+                cooldown_seconds=settings.redis_cooldown_seconds,
+                slow_seconds=settings.redis_slow_seconds,
+            )
+
         app[RATE_LIMITS] = RateLimits(
-            per_customer=RateLimiter(
-                client,
-                scope="customer",
-                per_second=settings.rate_limit_per_second,
-                burst=settings.rate_limit_burst,
-                key_prefix=KEY_PREFIX,
-                cooldown_seconds=settings.redis_cooldown_seconds,
-                slow_seconds=settings.redis_slow_seconds,
-            ),
-            per_address=RateLimiter(
-                client,
-                scope="address",
-                per_second=settings.anonymous_rate_limit_per_second,
-                burst=settings.anonymous_rate_limit_burst,
-                key_prefix=ADDRESS_KEY_PREFIX,
-                cooldown_seconds=settings.redis_cooldown_seconds,
-                slow_seconds=settings.redis_slow_seconds,
+            per_customer=limiter("customer", settings.rate_limit_per_second, settings.rate_limit_burst, KEY_PREFIX),
+            per_address=limiter(
+                "address",
+                settings.anonymous_rate_limit_per_second,
+                settings.anonymous_rate_limit_burst,
+                ADDRESS_KEY_PREFIX,
             ),
         )
         try:
