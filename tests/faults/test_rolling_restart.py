@@ -40,7 +40,7 @@ async def test_rolling_restart_of_gateway_and_orders_web_fails_no_request(stack:
         await settle(stack, load, "SIGTERM rolling restart (2 gateways, 2 orders web)"),
         f"4 instances restarted one by one in {rolled_in:.1f} s; failed requests: {sum(load.refused.values())}",
     )
-    assert load.refused == {}, f"failed requests during the rolling restart: {load.refused}"
+    assert load.refused == {}, f"failed requests during the rolling restart: {load.why_refused}"
     # Not even one the client had to try again: no request failed, first time round either.
     assert load.retried == 0, f"requests tried again during the rolling restart: {load.retried}"
     assert not outcome.violations, outcome

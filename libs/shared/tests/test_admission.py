@@ -122,3 +122,22 @@ def test_the_adaptive_bound_admits_less_while_answers_are_slow_and_more_once_the
     for _ in range(100):
         window(limit, clock, seconds=0.01, in_flight=limit.value)
     assert limit.value == 64  # never above the maximum
+
+
+def test_the_adaptive_bound_is_not_cut_for_slow_answers_with_few_requests_in_flight() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, target_seconds=0.05, minimum=4, clock=clock)
+
+    # A light load slowed down (the CPU taken by a neighbour): admitting fewer would not help it.
+    for _ in range(20):
+        window(limit, clock, seconds=0.5, in_flight=3)
+    assert limit.value == 64
+
+    # The same slowness with the requests piling up towards the bound: that is overload.
+    window(limit, clock, seconds=0.5, in_flight=60)
+    assert limit.value == 48
+    window(limit, clock, seconds=0.5, in_flight=40)
+    assert limit.value == 36
+    # Cut only while the cut would bite: below the requests in flight.
+    window(limit, clock, seconds=0.5, in_flight=20)
+    assert limit.value == 36

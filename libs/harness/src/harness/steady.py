@@ -68,6 +68,16 @@ class Load:
         """Every other outcome and how often: "HTTP 503", "TimeoutError", "NoGatewayReady", ..."""
         return {outcome: count for outcome, count in self.run.by_outcome().items() if outcome != "HTTP 201"}
 
+    @property
+    def why_refused(self) -> dict[str, int]:
+        """The refusals by what they said: "HTTP 503: Too many requests are in progress; ..."."""
+        reasons: dict[str, int] = {}
+        for attempt in self.run.attempts:
+            if attempt.status != 201:
+                reason = f"{attempt.outcome}: {_detail(attempt.body)}" if attempt.status else attempt.outcome
+                reasons[reason] = reasons.get(reason, 0) + 1
+        return reasons
+
     def fault_over(self) -> None:
         """Mark now as the end of the fault: recovery is timed from here."""
         self.fault_ended_at = time.monotonic()
@@ -125,3 +135,11 @@ async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]
         async with running_open_loop(place, rate=per_second) as run:
             load.run = run
             yield load
+
+
+def _detail(body: bytes) -> str:
+    """A problem document's ``detail``, or the start of whatever else the body was."""
+    try:
+        return str(json.loads(body)["detail"])
+    except (ValueError, KeyError, TypeError):
+        return body[:80].decode(errors="replace")

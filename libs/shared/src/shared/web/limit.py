@@ -7,6 +7,11 @@ with its window): when their median over a short window passes the target, it ad
 quarter fewer; while it is the limit that refuses and answers come quickly, a tenth more,
 back up to the maximum. Admitting less is what keeps refusals fast past capacity, and the
 work admitted within its target.
+
+It cuts only a bound that the window's requests came near: slow answers with few requests
+in flight are not this process admitting too much (a neighbour took the CPU for a moment, a
+dependency restarted), and a bound cut far below them would refuse the next requests of a
+light load for nothing.
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ class AdaptiveLimit(FixedLimit):
         self._window_began = clock()
         self._durations: list[float] = []
         self._limited = False
+        self._peak = 0
 
     def admitted(self, in_flight: int) -> None:
+        self._peak = max(self._peak, in_flight)
         if in_flight >= self.value:
             self._limited = True
 
@@ -69,9 +76,11 @@ class AdaptiveLimit(FixedLimit):
         now = self._clock()
         if now - self._window_began < WINDOW_SECONDS:
             return
+        cut = max(self._minimum, int(self.value * DECREASE))
         if statistics.median(self._durations) > self._target:
-            self.value = max(self._minimum, int(self.value * DECREASE))
+            if self._peak > cut:
+                self.value = cut
         elif self._limited:
             self.value = min(self._maximum, self.value + max(1, int(self.value * INCREASE)))
         LIMIT.set(self.value)
-        self._window_began, self._durations, self._limited = now, [], False
+        self._window_began, self._durations, self._limited, self._peak = now, [], False, 0
