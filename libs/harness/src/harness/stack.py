@@ -142,10 +142,10 @@ class Stack:
         assert await process.wait(timeout_seconds=30) == 0, process.output()
         return process.lines[-1]
 
-    async def tokens(self, subjects: Sequence[str]) -> list[str]:
-        """One token per subject, in order, from one run of the one-off."""
+    async def tokens(self, subjects: Sequence[str], *, env: dict[str, str] | None = None) -> list[str]:
+        """One token per subject, in order, from one run of the one-off (in ``env``, if given)."""
         arguments = [argument for subject in subjects for argument in ("--subject", subject)]
-        process = self.launch("gateway", ["issue-token", *arguments], self.token_env)
+        process = self.launch("gateway", ["issue-token", *arguments], env or self.token_env)
         await process.start()
         assert await process.wait(timeout_seconds=30) == 0, process.output()
         assert len(process.lines) == len(subjects), process.output()

@@ -10,11 +10,10 @@ what exists with what was asked for, unknown outcomes included.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -25,8 +24,8 @@ from harness.load import Answer, Run, running_open_loop
 from harness.stack import Stack
 from shared.testing import eventually
 
-CUSTOMERS = 5
 CUSTOMER_PREFIX = "fault-"
+CUSTOMERS = tuple(f"{CUSTOMER_PREFIX}{index}" for index in range(5))
 CLIENT_TIMEOUT_SECONDS = 10
 # Answers that do not say whether the order was placed: the client asks again, same key.
 # 503 and 429 are refusals at capacity (with Retry-After): counted, not retried here.
@@ -51,7 +50,7 @@ class Load:
 
     @property
     def customers(self) -> list[str]:
-        return [f"{CUSTOMER_PREFIX}{index}" for index in range(CUSTOMERS)]
+        return list(CUSTOMERS)
 
     @property
     def acknowledged(self) -> list[str]:
@@ -101,11 +100,14 @@ class Load:
 
 
 @asynccontextmanager
-async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]:
+async def steady_load(stack: Stack, *, per_second: float, tokens: Sequence[str] = ()) -> AsyncIterator[Load]:
     """Place orders at ``per_second`` through the gateways in rotation until the block ends;
-    a refused request is only counted, one with an unknown outcome tried again (same key)."""
+    a refused request is only counted, one with an unknown outcome tried again (same key).
+
+    ``tokens``: the customers' (one each, as ``CUSTOMERS``); by default, issued now by the stack."""
     load = Load(Run())
-    tokens = await asyncio.gather(*(stack.token(customer) for customer in load.customers))
+    tokens = tokens or await stack.tokens(CUSTOMERS)
+    assert len(tokens) == len(CUSTOMERS), "one token per customer"
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
 
@@ -119,10 +121,10 @@ async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]
 
         async def place(index: int) -> Answer:
             key = str(uuid.uuid4())
-            load.issued[key] = load.customers[index % CUSTOMERS]
+            load.issued[key] = CUSTOMERS[index % len(CUSTOMERS)]
             for _ in range(TRIES - 1):
                 try:
-                    answer = await post(tokens[index % CUSTOMERS], key)
+                    answer = await post(tokens[index % len(CUSTOMERS)], key)
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 else:
@@ -130,7 +132,7 @@ async def steady_load(stack: Stack, *, per_second: float) -> AsyncIterator[Load]
                         return answer
                 load.retried += 1
             # The last try: however it ends is the attempt's outcome.
-            return await post(tokens[index % CUSTOMERS], key)
+            return await post(tokens[index % len(CUSTOMERS)], key)
 
         async with running_open_loop(place, rate=per_second) as run:
             load.run = run

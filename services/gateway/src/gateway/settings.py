@@ -21,7 +21,10 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     jwt_audience: str = Field("dozen-api", min_length=1)
     # Pinned: a token naming any other algorithm, "none" included, is refused (RFC 8725 3.1).
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
-    jwt_leeway_seconds: float = Field(5.0, ge=0, le=60)
+    # How far the issuer's clock may be off this one's, either way (exp, nbf, iat). A minute,
+    # as Envoy's jwt_authn and Spring Security default to: clocks a few seconds apart are
+    # common, and a token signed "in the future" must not be refused for its first seconds.
+    jwt_leeway_seconds: float = Field(60.0, ge=0, le=300)
     # The longest a token may live, from issue to expiry: a leaked token is good for no longer.
     # `issue-token` refuses a longer one; a token claiming a longer life is refused at the door.
     jwt_max_lifetime_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
