@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import DEVNULL
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+
+from shared.testing import eventually
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -42,6 +47,33 @@ async def rabbitmq_stopped(amqp_url: str) -> AsyncIterator[None]:
     finally:
         await _run(control, "-q", "start_app")
         await _run(control, "-q", "await_startup")
+
+
+@asynccontextmanager
+async def rabbitmq_crashed(amqp_url: str) -> AsyncIterator[None]:
+    """The broker's Erlang VM killed with SIGKILL: no connection told, nothing written that was
+    not on disk already; then the node started again as CI starts it, even when the block fails."""
+    control, server = shutil.which("rabbitmqctl"), shutil.which("rabbitmq-server")
+    if urlsplit(amqp_url).hostname not in LOCAL_HOSTS or control is None or server is None:
+        pytest.fail("crashing RabbitMQ needs TEST_AMQP_URL on this machine and its tools on PATH", pytrace=False)
+    vm = int(await _output(control, "-q", "eval", "list_to_integer(os:getpid())."))
+    os.kill(vm, signal.SIGKILL)
+    try:
+        await eventually(
+            lambda: None if Path(f"/proc/{vm}").exists() else True, timeout_seconds=30, description="the VM gone"
+        )
+        yield
+    finally:
+        await _run(server, "-detached")
+
+        async def booted() -> bool | None:
+            # Until the node registers, rabbitmqctl cannot reach it at all and fails at once.
+            waiting = await asyncio.create_subprocess_exec(
+                control, "-q", "await_startup", "--timeout", "10", stdout=DEVNULL, stderr=DEVNULL
+            )
+            return True if await waiting.wait() == 0 else None
+
+        await eventually(booted, timeout_seconds=120, interval_seconds=1, description="RabbitMQ booted again")
 
 
 @asynccontextmanager

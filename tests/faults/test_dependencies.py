@@ -15,7 +15,13 @@ from harness.invariants import record, settle
 from harness.stack import Stack
 from harness.steady import steady_load
 from shared.testing import eventually
-from tests.faults.servers import postgres_read_only, postgres_stopped, rabbitmq_memory_alarm, rabbitmq_stopped
+from tests.faults.servers import (
+    postgres_read_only,
+    postgres_stopped,
+    rabbitmq_crashed,
+    rabbitmq_memory_alarm,
+    rabbitmq_stopped,
+)
 
 ORDERS_PER_SECOND = 50
 
@@ -37,12 +43,14 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
     assert not outcome.violations, outcome
 
 
-# What happens to the broker for ~10 s. Stopped: every connection drops and reconnects. Alarmed
+# What happens to the broker for ~10 s. Stopped: every connection drops and reconnects. Its VM
+# killed: the same with no goodbye, and the node recovers its queues from disk as it boots. Alarmed
 # (memory): RabbitMQ blocks every connection that publishes, so the relay's and the notifier's
 # publishes wait it out unconfirmed, counting nothing against a row or a message, while the
 # notifier consumes on a connection of its own.
 BROKER_FAULTS: dict[str, Callable[[str], AbstractAsyncContextManager[None]]] = {
     "RabbitMQ stopped ~10 s": rabbitmq_stopped,
+    "RabbitMQ's VM killed (kill -9) ~10 s, then booted": rabbitmq_crashed,
     "RabbitMQ memory alarm ~10 s": rabbitmq_memory_alarm,
 }
 
