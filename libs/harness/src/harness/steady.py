@@ -90,6 +90,14 @@ class Load:
             description=f"{count} more requests refused",
         )
 
+    async def answered(self, attempts: int, *, within: float = 60) -> None:
+        """Return once ``attempts`` requests in all have had their outcome; fail at the deadline."""
+        await eventually(
+            lambda: True if len(self.run.attempts) >= attempts else None,
+            timeout_seconds=within,
+            description=f"{attempts} requests answered",
+        )
+
     async def reached(self, acknowledged: int, *, within: float = 60) -> None:
         """Return once ``acknowledged`` orders in all have been acknowledged; fail at the deadline."""
         await eventually(
