@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from typing import Any
 
@@ -11,11 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from gateway.app import create_app
+from gateway.ratelimit import GCRA_SCRIPT
 from shared.testing import free_port
 
-from .support import bearer, settings, valid_token
+from .support import bearer, redis_url, settings, valid_token
 
 ORDERS = "/api/v1/orders"
 Client = TestClient[web.Request, web.Application]
@@ -54,6 +57,20 @@ async def test_the_burst_passes_then_429_with_retry_after_as_a_problem(orders_ur
         assert await statuses(client, customer + "-other", 1) == [200]
     finally:
         await client.close()
+
+
+async def test_a_replica_has_its_redis_connection_and_script_before_its_first_request(orders_url: str) -> None:
+    redis = Redis.from_url(redis_url())
+    try:
+        # Every script Redis holds forgotten (the limiter's own among them; it loads it again if need be).
+        await redis.script_flush()
+        client = await replica(orders_url)
+        try:
+            assert await redis.script_exists(hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()) == [True]  # noqa: S324
+        finally:
+            await client.close()
+    finally:
+        await redis.aclose()
 
 
 async def test_replicas_share_one_limit_through_redis(orders_url: str, customer: str) -> None:
