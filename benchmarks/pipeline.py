@@ -33,6 +33,7 @@ from shared.testing.otlp import OtlpSink
 from . import cpu
 from .http import HttpClient
 from .load import percentile
+from .netstat import listen_drops
 from .smtp_sink import CountingSmtpSink
 
 BODY = json.dumps(ORDER_BODY).encode()
@@ -97,13 +98,14 @@ class Bench:
 
     async def step(self, rate: float, seconds: float) -> dict[str, Any]:
         local_before = await self._gateway_metric(_LIMITED_LOCALLY)
-        before = cpu.snapshot(self.groups)
+        before, drops_before = cpu.snapshot(self.groups), listen_drops()
         run = await open_loop(self.place, rate=rate, seconds=seconds)
+        drops = listen_drops() - drops_before
         order_ids = [json.loads(attempt.body)["id"] for attempt in run.answered(201)]
         notified_ms = await self._notified(order_ids)
         used = cpu.spent(before, cpu.snapshot(self.groups))
         local = await self._gateway_metric(_LIMITED_LOCALLY) - local_before
-        return _figures(rate, run, notified_ms, used, rate_limit_local=int(local))
+        return _figures(rate, run, notified_ms, used, rate_limit_local=int(local)) | {"listen_drops": drops}
 
     async def _notified(self, order_ids: list[str]) -> list[float]:
         """Accepted → notified of each order (ms), once all are notified or the deadline passes."""

@@ -31,6 +31,7 @@ OVERLOAD_COLUMNS = [
     ("refusal p99", "refusal_p99_ms"),
     ("504", "gateway_timeouts"),
     ("limited locally", "rate_limit_local"),
+    ("SYNs dropped", "listen_drops"),
     ("API p99", "api_p99_ms"),
     ("notified p99", "notified_p99_ms"),
     ("lost", "lost"),
