@@ -80,6 +80,10 @@ for i, key in ipairs(KEYS) do
 end
 return waits
 """
+# What a call to Redis fails with: redis-py's own errors, and RuntimeError, which uvloop raises
+# for a write to a connection Redis has reset (redis-py drops the connection and lets it through:
+# the "Redis down" fault scenario answered 500s until it was caught here).
+REDIS_FAILURES = (RedisError, OSError, TimeoutError, RuntimeError)
 # Requests checked in one call at most (one turn of the gateway's event loop rarely has more).
 MAX_BATCH = 256
 
@@ -127,7 +131,7 @@ class RateLimiter:
                 # that, this one is checked here, and the next ones too for a cool-down.
                 async with asyncio.timeout(self._slow) as budget:
                     wait_seconds = await self._check(key) / 1_000_000
-            except (RedisError, OSError, TimeoutError) as error:
+            except REDIS_FAILURES as error:
                 self._step_aside("Slow" if budget.expired() else type(error).__name__)
                 wait_seconds = self._check_locally(key)
         if wait_seconds > 0:
@@ -179,7 +183,7 @@ async def _warm_up(client: redis.Redis, *, timeout_seconds: float) -> None:
     try:
         async with asyncio.timeout(timeout_seconds):
             await client.script_load(GCRA_SCRIPT)
-    except (RedisError, OSError, TimeoutError) as error:
+    except REDIS_FAILURES as error:
         log.warning(
             "Redis not reached at start; rate limits are checked locally until it is",
             extra={"error": type(error).__name__},
