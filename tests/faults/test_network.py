@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import aiohttp
 import pytest
@@ -71,40 +71,37 @@ async def test_latency_then_connection_resets_on_every_link_lose_and_duplicate_n
 
 
 # A link that drops every packet for a while (a partition, a dead switch port), then heals, or
-# one that is slow. PostgreSQL blackholed: statements time out, which is an outage (503s;
+# one that is slow, or a server that is down. PostgreSQL blackholed: statements time out, which is an outage (503s;
 # consumers wait, nothing dead-lettered). RabbitMQ blackholed: publishes go unconfirmed, and
 # the outbox keeps what the relay could not hand over. A minute each: far past every timeout,
 # pool and reconnect delay on the way. Redis blackholed or slow: no request waits on the
 # limiter past GATEWAY_REDIS_SLOW_SECONDS, and each gateway keeps the limits itself meanwhile:
-# orders are still accepted.
-LINK_FAULTS = {
-    "PostgreSQL blackholed ~60 s": ("postgres", None, 60),
-    "RabbitMQ blackholed ~60 s": ("rabbitmq", None, 60),
-    "Redis blackholed ~10 s": ("redis", None, 10),
-    f"Redis {REDIS_LATENCY_SECONDS * 1000:.0f} ms slow each way ~10 s": ("redis", REDIS_LATENCY_SECONDS, 10),
-}
-
-
+# orders are still accepted. Redis down: the same, told at once instead of by the budget.
 @asynccontextmanager
-async def _faulty(link: FaultProxy, latency_seconds: float | None) -> AsyncIterator[None]:
-    if latency_seconds is None:
-        async with link.blackholed():
-            yield
-        return
-    link.latency_seconds = latency_seconds
+async def _slow(link: FaultProxy) -> AsyncIterator[None]:
+    link.latency_seconds = REDIS_LATENCY_SECONDS
     try:
         yield
     finally:
         link.latency_seconds = 0.0
 
 
+LINK_FAULTS: dict[str, tuple[str, Callable[[FaultProxy], AbstractAsyncContextManager[None]], int]] = {
+    "PostgreSQL blackholed ~60 s": ("postgres", FaultProxy.blackholed, 60),
+    "RabbitMQ blackholed ~60 s": ("rabbitmq", FaultProxy.blackholed, 60),
+    "Redis down (connections reset, then refused) ~10 s": ("redis", FaultProxy.down, 10),
+    "Redis blackholed ~10 s": ("redis", FaultProxy.blackholed, 10),
+    f"Redis {REDIS_LATENCY_SECONDS * 1000:.0f} ms slow each way ~10 s": ("redis", _slow, 10),
+}
+
+
 @pytest.mark.parametrize("fault", list(LINK_FAULTS))
-async def test_a_blackholed_or_slow_link_loses_and_duplicates_nothing(stack: Stack, fault: str) -> None:
-    name, latency, seconds = LINK_FAULTS[fault]
+async def test_a_link_down_blackholed_or_slow_loses_and_duplicates_nothing(stack: Stack, fault: str) -> None:
+    name, faulty, seconds = LINK_FAULTS[fault]
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
         accepted_before = len(load.acknowledged)
-        async with _faulty(stack.links[name], latency):
+        async with faulty(stack.links[name]):
             await asyncio.sleep(seconds)  # how long the fault lasts, not synchronisation
         accepted_during = len(load.acknowledged) - accepted_before
         load.fault_over()
@@ -119,6 +116,8 @@ async def test_a_blackholed_or_slow_link_loses_and_duplicates_nothing(stack: Sta
         # The fault reached the limiter, and the limiter is not what the API depends on.
         assert stepped_aside > 0
         assert accepted_during >= 5 * ORDERS_PER_SECOND, accepted_during
+        assert load.refused == {}, load.why_refused
+        assert load.retried == 0, f"answers of unknown outcome (a 500, say): {load.retried}"
     assert not outcome.violations, outcome
 
 

@@ -134,3 +134,18 @@ async def test_a_blackhole_holds_open_and_new_connections_until_it_heals_then_de
         answer = await asyncio.wait_for(on_a_new, 10)
         assert await answer.text() == "one"
         open_writer.close()
+
+
+async def test_down_resets_open_connections_and_refuses_new_ones_until_it_is_up(instances: list[Instance]) -> None:
+    async with FaultProxy(fixed(f"http://127.0.0.1:{instances[0].port}")) as proxy, fresh_session() as http:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"one" in await reader.readuntil(b"one")
+        async with proxy.down():
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(1), 10)
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await http.get(f"http://127.0.0.1:{proxy.port}/who")
+        writer.close()
+        async with http.get(f"http://127.0.0.1:{proxy.port}/who") as answer:
+            assert await answer.text() == "one"

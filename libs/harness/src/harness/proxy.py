@@ -1,7 +1,8 @@
 """A TCP proxy to put between a process and what it dials, for fault injection.
 
-It adds latency, blackholes (holds every byte, and new connections, until it heals) and
-resets connections on demand, and picks its upstream per connection,
+It adds latency, blackholes (holds every byte, and new connections, until it heals), goes
+down (resets every connection and refuses new ones, as a stopped server) and resets
+connections on demand, and picks its upstream per connection,
 so that with :class:`ReadyInstances` it stands in for a Kubernetes Service in front of
 several instances: new connections go only to instances whose /readyz answers 200.
 """
@@ -54,6 +55,8 @@ class FaultProxy:
         # Cleared while blackholed: nothing moves, as when a network drops every packet.
         self._flowing = asyncio.Event()
         self._flowing.set()
+        # Set while down: every connection refused, as by a stopped server.
+        self._down = False
         self.connections_made = 0
         self._open: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.Server | None = None
@@ -87,6 +90,17 @@ class FaultProxy:
         finally:
             self._flowing.set()
 
+    @contextlib.asynccontextmanager
+    async def down(self) -> AsyncIterator[None]:
+        """What a stopped server looks like from its clients until the block ends: every open
+        connection reset, and every new one refused at once."""
+        self._down = True
+        self.reset_all()
+        try:
+            yield
+        finally:
+            self._down = False
+
     def reset_all(self) -> int:
         """Reset every open connection, both ends at once; return how many there were."""
         pairs = list(self._open)
@@ -97,7 +111,7 @@ class FaultProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         await self._flowing.wait()
-        address = self._upstream()
+        address = None if self._down else self._upstream()
         if address is None:
             _reset(client_writer)
             return
