@@ -1,6 +1,5 @@
 """Connection attempts the kernel dropped because a listening socket's queue was full: each
-costs its client a SYN retransmitted a second later, which is how a refusal meant to take
-milliseconds takes seconds."""
+costs its client a SYN sent again a second later."""
 
 from __future__ import annotations
 
