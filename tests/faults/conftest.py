@@ -62,7 +62,7 @@ class Progress:
                 f"  [{time.monotonic() - self._began:4.0f} s] {outcome.scenario}: accepted {outcome.accepted}, "
                 f"lost {outcome.lost}, duplicated {outcome.duplicated}, unexpected {outcome.unexpected}, "
                 f"emailed twice {outcome.emailed_twice} ({outcome.may_email_twice} allowed), "
-                f"recovered in {outcome.recovered_seconds:.1f} s"
+                f"recovered in {outcome.recovered_seconds:.1f} s (the last order {outcome.stages})"
             )
         self._reported = len(OUTCOMES)
 

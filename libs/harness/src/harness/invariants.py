@@ -44,6 +44,8 @@ class Outcome:
     may_email_twice: int
     # From the end of the fault (or of the load, for faults without one) to every order notified.
     recovered_seconds: float
+    # When the last order passed each stage, from the same start: which stage the recovery waited on.
+    stages: str = ""
     note: str = ""
 
     @property
@@ -84,6 +86,27 @@ async def _stages(stack: Stack, kept: list[str]) -> dict[str, int]:
     }
 
 
+async def _last_through_each_stage(stack: Stack, ids: list[str], since_wall: float) -> str:
+    """Seconds from ``since_wall`` to the last of ``ids`` placed, published, emailed and notified."""
+    orders = await fetch(
+        stack.orders_database_url,
+        "SELECT extract(epoch FROM max(created_at)) AS placed, extract(epoch FROM max(published_at)) AS published,"
+        " extract(epoch FROM max(notified_at)) AS notified FROM orders WHERE id = ANY($1::uuid[])",
+        ids,
+    )
+    emailed = await fetch(
+        stack.notifier_database_url,
+        "SELECT extract(epoch FROM max(sent_at)) AS emailed FROM notifications WHERE order_id = ANY($1::uuid[])",
+        ids,
+    )
+    last = {**dict(orders[0]), **dict(emailed[0])}
+    return ", ".join(
+        f"{stage} {float(last[stage]) - since_wall:+.1f} s"
+        for stage in ("placed", "published", "emailed", "notified")
+        if last[stage] is not None
+    )
+
+
 def record(outcome: Outcome, note: str = "") -> Outcome:
     """Put ``outcome`` in the run's table, with what else the scenario measured."""
     noted = replace(outcome, note=note)
@@ -96,6 +119,7 @@ async def settle(stack: Stack, load: Load, scenario: str, *, may_email_twice: in
     client's history."""
     acknowledged = load.acknowledged
     started = load.fault_ended_at or time.monotonic()
+    started_wall = load.fault_ended_wall or time.time()
 
     async def placed() -> list[dict[str, str]]:
         rows = await fetch(
@@ -146,4 +170,5 @@ async def settle(stack: Stack, load: Load, scenario: str, *, may_email_twice: in
         emailed_twice=sum(emails[order_id] - 1 for order_id in ids if emails[order_id] > 1),
         may_email_twice=may_email_twice,
         recovered_seconds=recovered,
+        stages=await _last_through_each_stage(stack, ids, started_wall),
     )

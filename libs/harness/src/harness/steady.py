@@ -41,6 +41,8 @@ class NoGatewayReady(Exception):
 class Load:
     run: Run
     fault_ended_at: float | None = None
+    # The same instant by the wall clock, to compare with the databases' timestamps.
+    fault_ended_wall: float | None = None
     # Every idempotency key the client used, with the customer it used it for.
     issued: dict[str, str] = field(default_factory=dict)
     # Attempts tried again under the same key because their outcome was unknown.
@@ -80,6 +82,7 @@ class Load:
     def fault_over(self) -> None:
         """Mark now as the end of the fault: recovery is timed from here."""
         self.fault_ended_at = time.monotonic()
+        self.fault_ended_wall = time.time()
 
     async def refused_another(self, count: int, *, within: float = 30) -> None:
         """Return once ``count`` more requests than now have been refused; fail at the deadline."""
