@@ -69,7 +69,20 @@ async def test_a_connection_comes_back_after_a_query_error_and_is_replaced_after
 
         with pytest.raises(RuntimeError):
             await fail_while_borrowing()
-        assert await backend() != second
+        third = await backend()
+        assert third != second
+
+        # A connection closed under the block (asyncpg aborts one whose server vanished) is
+        # back in the pool already: the borrower's own failure is what surfaces, not the
+        # pool's complaint about terminating it twice (which made an outage look like a bug).
+        async def lose_the_connection_while_borrowing() -> None:
+            async with app[DB].acquire() as connection:
+                connection.terminate()
+                raise ConnectionResetError("the server went away")
+
+        with pytest.raises(ConnectionResetError):
+            await lose_the_connection_while_borrowing()
+        assert await backend() != third
 
 
 async def test_unreachable_database_fails_startup_instead_of_serving_blind() -> None:

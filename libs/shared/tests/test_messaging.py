@@ -173,6 +173,16 @@ async def test_a_dependency_outage_is_waited_out_without_spending_the_messages_a
     assert await ready_messages(connection, declared.dead_letter_queue.name) == 0
 
 
+def test_an_outage_is_tried_again_every_few_seconds_however_long_while_a_failing_message_backs_off_further() -> None:
+    # The consumers' defaults: a message failing on its own waits up to 30 s between tries,
+    # but an outage waited that long would leave the pipeline idle for half a minute after
+    # the database came back (seen: a 60 s blackhole, recovered in 28.8 s).
+    policy = RetryPolicy(first_backoff_seconds=0.5, max_backoff_seconds=30.0)
+    assert max(policy.backoff_seconds(failures, outage=True) for failures in range(1, 40)) <= 2.0
+    assert min(policy.backoff_seconds(10) for _ in range(20)) >= 15.0
+    assert policy.backoff_seconds(1, outage=True) <= 0.5, "the first tries as quick as ever"
+
+
 async def test_poison_message_is_dead_lettered_at_once_and_blocks_nothing(
     connection: AbstractRobustConnection, topology: Topology
 ) -> None:

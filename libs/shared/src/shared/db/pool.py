@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,7 +71,10 @@ class _Borrowed(_AcquireContext):
     async def __aexit__(self, *exc: object) -> None:
         _, failure, _ = exc
         if failure is not None and not isinstance(failure, asyncpg.PostgresError) and self.connection is not None:
-            self.connection.terminate()
+            # A connection that closed under the block (its server gone, asyncpg's own abort
+            # after a timeout) is back in the pool already, and terminating it again raises.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                self.connection.terminate()
         await super().__aexit__(*exc)
         # A borrower waits on nothing else while it holds a connection (the notifier gathers
         # its emails' failures), so a timeout out of its block is a statement unanswered.

@@ -255,7 +255,7 @@ class Consumer:
                     return [_TRY_ALONE] * len(deliveries)
                 failures += 1
                 MESSAGE_RETRIES.labels(self._queue.name).inc(len(deliveries))
-                backoff = self._retry.backoff_seconds(failures)
+                backoff = self._retry.backoff_seconds(failures, outage=True)
                 log.warning(
                     "batch waits out an outage",
                     extra={"queue": self._queue.name, "count": len(deliveries), "error": _describe(exc)},
@@ -294,7 +294,7 @@ class Consumer:
                 await self._dead_letter(delivery, f"failed {attempt} times, last: {_describe(outcome)}", attempt)
                 return
             MESSAGE_RETRIES.labels(self._queue.name).inc()
-            backoff = self._retry.backoff_seconds(failures)
+            backoff = self._retry.backoff_seconds(failures, outage=transient)
             log.warning(
                 "handler failed; retrying",
                 extra={
