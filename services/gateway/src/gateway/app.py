@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.docs import add_api_docs
 from gateway.edge import cors_middleware, header_limit_middleware, security_headers_middleware
 from gateway.edge_tracing import link_callers_span
 from gateway.keys import SETTINGS, TOKENS
 from gateway.ratelimit import rate_limiter
-from gateway.routes import request_id_middleware, routes
+from gateway.routes import OPENAPI_PATH, request_id_middleware, routes
 from gateway.settings import WebSettings
 from gateway.tokens import TokenVerifier
 from gateway.upstream import orders_client
@@ -33,4 +34,5 @@ def create_app(settings: WebSettings) -> web.Application:
     # Readiness does not check Redis either: the limiter fails open (gateway.ratelimit).
     app.cleanup_ctx.append(rate_limiter(settings))
     app.router.add_routes(routes)
+    add_api_docs(app, openapi_path=OPENAPI_PATH)
     return app

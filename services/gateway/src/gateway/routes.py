@@ -28,6 +28,7 @@ _IDEMPOTENCY_KEY_FORMAT = re.compile(IDEMPOTENCY_KEY_PATTERN)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 routes = web.RouteTableDef()
+OPENAPI_PATH = "/api/openapi.json"
 
 
 @web.middleware
@@ -167,7 +168,7 @@ async def list_orders(request: web.Request) -> web.Response:
     return web.json_response(text=page.model_dump_json())
 
 
-@routes.get("/api/openapi.json")
+@routes.get(OPENAPI_PATH)
 async def openapi(request: web.Request) -> web.Response:
     await _within_limit(request.app[RATE_LIMITS].per_address, request.remote or "unknown")
     return web.json_response(document())
