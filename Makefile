@@ -171,6 +171,7 @@ up: .env images ## The whole demo in Docker: core + the profiles in .env (observ
 urls: .env ## Where the demo started by `make up` answers
 	@set -a && . ./.env && set +a && \
 	echo "gateway (API)   http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/api/openapi.json" && \
+	echo "API docs        http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/api/docs" && \
 	echo "Mailpit         http://127.0.0.1:$${MAILPIT_UI_PORT}" && \
 	echo "RabbitMQ        http://127.0.0.1:$${RABBITMQ_UI_PORT}  ($${RABBITMQ_USER} / see .env)" && \
 	echo "Grafana         http://127.0.0.1:$${GRAFANA_PORT}  (profile observability)" && \
