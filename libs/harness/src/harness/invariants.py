@@ -101,7 +101,8 @@ async def _last_through_each_stage(stack: Stack, ids: list[str], since_wall: flo
     )
     last = {**dict(orders[0]), **dict(emailed[0])}
     return ", ".join(
-        f"{stage} {float(last[stage]) - since_wall:+.1f} s"
+        # + 0.0: a moment before the start rounds to 0.0, not to -0.0.
+        f"{stage} {round(float(last[stage]) - since_wall, 1) + 0.0:+.1f} s"
         for stage in ("placed", "published", "emailed", "notified")
         if last[stage] is not None
     )
