@@ -52,12 +52,17 @@ def _dozen_line(service: str) -> str:
     out = io.StringIO()
     logger = logging.getLogger(f"signal-links.{service}")
     logger.propagate = False
-    logger.addHandler(json_handler(service=service, release="test", stream=out))
+    handler = json_handler(service=service, release="test", stream=out)
+    logger.addHandler(handler)
     tracer = TracerProvider(resource=resource(service=service, release="test"), id_generator=_Fixed()).get_tracer(
         __name__
     )
-    with tracer.start_as_current_span("POST /orders"):
-        logger.warning("order accepted", extra={"order_id": "3f0c"})
+    try:
+        with tracer.start_as_current_span("POST /orders"):
+            logger.warning("order accepted", extra={"order_id": "3f0c"})
+    finally:
+        # Each call's handler goes with it: a logger is process-wide and outlives the test.
+        logger.removeHandler(handler)
     return out.getvalue()
 
 
