@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -29,6 +29,7 @@ from orders.metrics import (
 from orders.outbox import NOTIFY_CHANNEL, OutboxRow, Refused, backlog, claim_batch
 from orders.settings import RelaySettings
 from shared.db import UNAVAILABLE_ERRORS, Pool
+from shared.db.listen import first_of, keep_listening
 from shared.events import CONTENT_TYPE
 from shared.messaging import (
     Nacked,
@@ -87,9 +88,9 @@ class Relay:
                 published, failed = 0, 1
             if published == self._batch_size and not failed:
                 continue  # a backlog: the next batch at once
-            await _first_of(stop, self._wake if not failed else None, seconds=self._poll_interval)
+            await first_of(stop, self._wake if not failed else None, seconds=self._poll_interval)
             # Woken by a commit: the ones right behind it go out in the same batch.
-            await _first_of(stop, seconds=self._linger)
+            await first_of(stop, seconds=self._linger)
 
     async def publish_batch(self) -> tuple[int, int]:
         """(published, failed) for one claimed batch."""
@@ -148,41 +149,6 @@ class Relay:
             context.detach(token)
 
 
-async def _first_of(*events: asyncio.Event | None, seconds: float | None) -> None:
-    """Return when any event is set, or after ``seconds`` (None: no time limit)."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events if event is not None]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-async def keep_listening(url: str, on_notify: Callable[[], None], stop: asyncio.Event, retry_seconds: float) -> None:
-    """LISTEN for outbox commits on a connection of its own, reconnecting when it drops."""
-    with suppress_instrumentation():
-        await _listen(url, on_notify, stop, retry_seconds)
-
-
-async def _listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event, retry_seconds: float) -> None:
-    while not stop.is_set():
-        lost = asyncio.Event()
-        connection = None
-        try:
-            connection = await asyncpg.connect(url, timeout=retry_seconds * 5)
-            connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
-            await connection.add_listener(NOTIFY_CHANNEL, lambda *_args: on_notify())
-            # Catch up on whatever was committed while nobody listened.
-            on_notify()
-            await _first_of(stop, lost, seconds=None)
-        except OUTBOX_UNAVAILABLE as exc:
-            log.warning("outbox LISTEN connection failed; polling meanwhile", extra={"error": type(exc).__name__})
-        finally:
-            if connection is not None and not connection.is_closed():
-                await connection.close(timeout=1)
-        await _first_of(stop, seconds=retry_seconds)
-
-
 async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: float) -> None:
     while not stop.is_set():
         try:
@@ -194,7 +160,7 @@ async def report_backlog(pool: Pool, stop: asyncio.Event, interval_seconds: floa
             OUTBOX_BACKLOG.set(current.rows)
             OUTBOX_OLDEST_AGE.set(current.oldest_age_seconds)
             OUTBOX_PARKED.set(current.parked)
-        await _first_of(stop, seconds=interval_seconds)
+        await first_of(stop, seconds=interval_seconds)
 
 
 @asynccontextmanager
@@ -217,8 +183,14 @@ async def relay_tasks(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     loops = {
         "relay": relay.run(stop),
+        # Whatever was committed while nobody listened is caught up by a wake too.
         "outbox-listener": keep_listening(
-            settings.database_url.get_secret_value(), relay.wake, stop, settings.relay_poll_interval_seconds
+            settings.database_url.get_secret_value(),
+            NOTIFY_CHANNEL,
+            on_notify=lambda _payload: relay.wake(),
+            on_listening=relay.wake,
+            stop=stop,
+            retry_seconds=settings.relay_poll_interval_seconds,
         ),
         "outbox-metrics": report_backlog(app[DB_POOL], stop, settings.relay_metrics_interval_seconds),
     }
