@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from shared.config import ServiceSettings
-from shared.web.access_log import remember_span_middleware
+from shared.web.access_log import QUIET_PATHS, remember_span_middleware
 from shared.web.admission import in_flight_limit
 from shared.web.body import read_body_within
 from shared.web.limit import FixedLimit
@@ -59,20 +59,26 @@ async def close_connections_while_draining(request: web.Request, response: web.S
 
 
 def create_base_app(
-    settings: ServiceSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, in_flight: FixedLimit | None = None
+    settings: ServiceSettings,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    in_flight: FixedLimit | None = None,
+    streaming_paths: Collection[str] = (),
 ) -> web.Application:
     """/healthz, /readyz and /metrics, problem+json errors; the caller adds routes and resources.
 
     With ``in_flight``, requests past that bound are refused at once (503), at the door: before
     the tracing middleware the instrumentation puts first, and before metrics. Only the
-    reading of the body comes first (shared.web.body).
+    reading of the body comes first (shared.web.body). ``streaming_paths`` answer with a
+    stream that lasts minutes: they are bounded by their own slots (shared.web.streams), not
+    counted in flight, where they would hold places and skew the latency the bound follows.
     """
     app = web.Application(
         middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
         client_max_size=max_body_bytes,
     )
     if in_flight is not None:
-        app.middlewares.insert(0, in_flight_limit(in_flight))
+        app.middlewares.insert(0, in_flight_limit(in_flight, exempt=QUIET_PATHS | frozenset(streaming_paths)))
     # Before admission: a slow body holds a socket, never an in-flight place.
     app.middlewares.insert(0, read_body_within(settings.http_body_timeout_seconds))
     app[READINESS] = Readiness(settings.readiness_timeout_seconds)
