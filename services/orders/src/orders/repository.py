@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -199,6 +199,16 @@ async def get_order(pool: Pool, order_id: UUID) -> Order | None:
         order_id,
     )
     return None if row is None else _order(row)
+
+
+async def get_orders(pool: Pool, order_ids: Collection[UUID]) -> list[Order]:
+    """Those of the orders that exist, in no particular order."""
+    rows = await pool.fetch(
+        """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at
+           FROM orders WHERE id = ANY($1::uuid[])""",
+        list(order_ids),
+    )
+    return [_order(row) for row in rows]
 
 
 def encode_cursor(created_at: datetime, order_id: UUID) -> str:

@@ -9,10 +9,11 @@ from uuid import UUID
 from aiohttp import web
 from opentelemetry import propagate, trace
 
-from orders.keys import DB_POOL, PLACER
+from orders.keys import DB_POOL, PLACER, STREAM_SLOTS, UPDATES, WEB_SETTINGS
 from orders.models import PlaceOrder
 from orders.repository import IdempotencyConflict, Placement, decode_cursor, get_order, list_orders
 from shared.web import Problem, json_body, unprocessable
+from shared.web.streams import send_events
 
 EVENT_SOURCE = "/dozen/orders"
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -20,6 +21,9 @@ REPLAYED = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+
+# Not under /orders/, where it would read as an order's id.
+UPDATES_PATH = "/order-updates"
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -57,6 +61,18 @@ async def create_order(request: web.Request) -> web.Response:
     if placed.replayed:
         headers[REPLAYED] = "true"
     return web.json_response(text=placed.order.model_dump_json(), status=201, headers=headers)
+
+
+@routes.get(UPDATES_PATH)
+async def order_updates(request: web.Request) -> web.StreamResponse:
+    """The customer's orders as they move on, as Server-Sent Events, for the board."""
+    customer_id = request.query.get("customer_id", "")
+    if not customer_id:
+        raise unprocessable([{"field": "customer_id", "message": "required"}])
+    with request.app[STREAM_SLOTS].taken(), request.app[UPDATES].subscribed(customer_id) as subscription:
+        return await send_events(
+            request, subscription.events(), max_seconds=request.app[WEB_SETTINGS].update_stream_max_seconds
+        )
 
 
 @routes.get("/orders/{order_id}")

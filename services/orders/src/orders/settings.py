@@ -36,6 +36,12 @@ class WebSettings(DatabaseSettings, ApiPorts):
     # Requests worked on at once; the next is refused at once (503, Retry-After) instead of
     # queueing behind them. A few times the pool: enough to keep every connection busy.
     max_in_flight: int = Field(64, ge=1, le=10_000)
+    # Live order-update streams (the board's) open at once, and how long each lasts before the
+    # client opens another: apart from the in-flight bound, since each holds its place for minutes.
+    max_update_streams: int = Field(256, ge=1, le=10_000)
+    update_stream_max_seconds: float = Field(300.0, gt=0, le=3600)
+    # How soon the listener for order updates connects again after its connection failed.
+    update_listen_retry_seconds: float = Field(1.0, gt=0, le=60)
 
 
 class MessagingSettings(DatabaseSettings):
