@@ -6,6 +6,8 @@ must be no 5xx and conform to the document: status codes, content types, headers
 One check is left out, with reason: `positive_data_acceptance` wants every schema-valid
 request accepted, but a schema cannot say that an Idempotency-Key was already used for
 another body or that a cursor is not one the API issued; 422 is the documented answer there.
+One operation is left out: the live update stream answers for minutes by design, and its
+events are checked by the gateway's and the browser's tests (tests/browser/test_board.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ async def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document
         "all",
         "--exclude-checks",
         "positive_data_acceptance",
+        "--exclude-path",
+        "/api/v1/order-updates",
         "--max-examples",
         str(EXAMPLES_PER_OPERATION),
         "--seed",

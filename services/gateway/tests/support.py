@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,9 @@ from jsonschema import Draft202012Validator
 from gateway.openapi import document
 from gateway.settings import WebSettings
 from gateway.tokens import issue_token
+from shared.events.updates import ORDER_UPDATED
 from shared.testing.backing_services import REDIS_URL_VARIABLE
+from shared.web.streams import Event, send_events
 
 # 64 bytes: long enough for every HMAC algorithm, so tokens can differ by algorithm alone.
 SECRET = "test-secret-long-enough-for-hs512-which-wants-sixty-four-bytes!!"  # pragma: allowlist secret
@@ -94,6 +97,7 @@ class OrdersStandIn:
         app.router.add_post("/orders", self.create)
         app.router.add_get("/orders/{order_id}", self.read)
         app.router.add_get("/orders", self.listing)
+        app.router.add_get("/order-updates", self.updates)
         return app
 
     @web.middleware
@@ -163,6 +167,19 @@ class OrdersStandIn:
         customer = request.query["customer_id"]
         items = [order for order in self.orders.values() if order["customer_id"] == customer]
         return web.json_response({"items": items, "next_cursor": None})
+
+    async def updates(self, request: web.Request) -> web.StreamResponse:
+        """Every order it holds, of every customer, as updates: the gateway must narrow them."""
+        self.seen.append(request)
+        if failed := await self._fail():
+            return failed
+
+        async def events() -> AsyncIterator[Event]:
+            for order in list(self.orders.values()):
+                yield ORDER_UPDATED, json.dumps(order)
+            await asyncio.Event().wait()  # then quiet, as a stream with nothing new is
+
+        return await send_events(request, events(), max_seconds=60)
 
 
 def conforms(path: str, method: str, status: int, body: object) -> None:

@@ -131,6 +131,26 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/v1/order-updates": {
+                "get": {
+                    "operationId": "followOrders",
+                    "summary": "The token's customer's orders as they move on, live (Server-Sent Events)",
+                    "description": (
+                        "Each `order` event's data is an Order as it now stands, sent when it is published and"
+                        " when it is notified. A `resync` event (data `{}`) says updates may have been missed:"
+                        " list the orders again. The stream ends after a few minutes; open another."
+                    ),
+                    "parameters": [_REQUEST_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The stream.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_UNAUTHORIZED,
+                        **_UPSTREAM_FAILURES,
+                    },
+                }
+            },
             "/api/v1/orders/{order_id}": {
                 "get": {
                     "operationId": "getOrder",

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from gateway.keys import TOKENS
+from gateway.edge import SECURITY_HEADERS
+from gateway.keys import SETTINGS, STREAM_SLOTS, TOKENS
 from gateway.models import IDEMPOTENCY_KEY_PATTERN, Order, OrderPage, PlaceOrderRequest, ProblemDetails
 from gateway.openapi import document
 from gateway.ratelimit import RATE_LIMITS, RateLimited, RateLimiter
 from gateway.tokens import InvalidToken
 from gateway.upstream import ORDERS, UpstreamAnswer
+from shared.events.updates import ORDER_UPDATED, RESYNC
 from shared.web import PROBLEM_CONTENT_TYPE, Problem, json_body
+from shared.web.streams import Event, read_events, send_events
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -29,6 +35,9 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/openapi.json"
+# Not under /api/v1/orders/, where it would read as an order's id.
+UPDATES_PATH = "/api/v1/order-updates"
+log = logging.getLogger(__name__)
 
 
 @web.middleware
@@ -48,18 +57,18 @@ async def _customer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        await _within_limit(limits.per_address, request.remote or "unknown")
+        await within_limit(limits.per_address, request.remote or "unknown")
         raise _unauthorized("A bearer token is required.", error=None)
     try:
         customer = request.app[TOKENS].verify(token.strip())
     except InvalidToken as exc:
-        await _within_limit(limits.per_address, request.remote or "unknown")
+        await within_limit(limits.per_address, request.remote or "unknown")
         raise _unauthorized(str(exc), error="invalid_token") from None
-    await _within_limit(limits.per_customer, customer)
+    await within_limit(limits.per_customer, customer)
     return customer
 
 
-async def _within_limit(limiter: RateLimiter, key: str) -> None:
+async def within_limit(limiter: RateLimiter, key: str) -> None:
     try:
         await limiter.admit(key)
     except RateLimited as limited:
@@ -168,7 +177,44 @@ async def list_orders(request: web.Request) -> web.Response:
     return web.json_response(text=page.model_dump_json())
 
 
+@routes.get(UPDATES_PATH)
+async def order_updates(request: web.Request) -> web.StreamResponse:
+    """The token's customer's orders as they move on, as Server-Sent Events (the board's live view)."""
+    customer = await _customer(request)
+    settings = request.app[SETTINGS]
+    with request.app[STREAM_SLOTS].taken():
+        async with request.app[ORDERS].stream(
+            "/order-updates", request_id=request[REQUEST_ID_KEY], params={"customer_id": customer}
+        ) as upstream:
+            # Sent with the first bytes: the middlewares' headers would come too late for a stream.
+            headers = {**SECURITY_HEADERS, REQUEST_ID: request[REQUEST_ID_KEY]}
+            return await send_events(
+                request,
+                _customers_updates(read_events(upstream.content), customer, request[REQUEST_ID_KEY]),
+                max_seconds=settings.update_stream_max_seconds,
+                headers=headers,
+            )
+
+
+async def _customers_updates(upstream: AsyncIterator[Event], customer: str, request_id: str) -> AsyncIterator[Event]:
+    """orders' events, narrowed to the public fields; a stream that carries anything else ends."""
+    try:
+        async for kind, data in upstream:
+            if kind == RESYNC:
+                yield RESYNC, "{}"
+            elif kind == ORDER_UPDATED:
+                order = Order.model_validate_json(data)
+                # Never another customer's order, whatever orders sends.
+                if order.customer_id != customer:
+                    log.error("orders streamed another customer's order", extra={"request_id": request_id})
+                    return
+                yield ORDER_UPDATED, order.model_dump_json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        # The client reconnects, and resyncs: nothing it shows is lost.
+        log.warning("order updates from orders ended", extra={"request_id": request_id, "error": type(exc).__name__})
+
+
 @routes.get(OPENAPI_PATH)
 async def openapi(request: web.Request) -> web.Response:
-    await _within_limit(request.app[RATE_LIMITS].per_address, request.remote or "unknown")
+    await within_limit(request.app[RATE_LIMITS].per_address, request.remote or "unknown")
     return web.json_response(document())

@@ -80,6 +80,21 @@ class WebSettings(GatewaySettings, ApiPorts):
         "", pattern=r"^(https?://[a-z0-9.-]+(:[0-9]{1,5})?(,https?://[a-z0-9.-]+(:[0-9]{1,5})?)*)?$"
     )
 
+    # Live order-update streams open at once (each holds a connection to orders for minutes),
+    # and how long one lasts before the client opens another, which checks its token again.
+    max_update_streams: int = Field(256, ge=1, le=10_000)
+    update_stream_max_seconds: float = Field(300.0, gt=0, le=3600)
+    # The board's demo sign-in: comma-separated customers a visitor may act as without a
+    # token of their own. A development convenience; empty, the default, turns it off.
+    # Never set in production: anyone who reaches the gateway could sign in as them.
+    demo_customers: str = Field(
+        "", pattern=r"^([A-Za-z0-9][A-Za-z0-9._+-]{0,63}(,[A-Za-z0-9][A-Za-z0-9._+-]{0,63})*)?$"
+    )
+    # Where the board links each order: its trace (Jaeger's UI; the trace id is appended to
+    # .../trace/) and its email (Mailpit's UI). Empty: the link is not shown.
+    board_trace_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    board_mail_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+
     @model_validator(mode="after")
     def _every_admitted_request_gets_a_connection(self) -> WebSettings:
         if self.upstream_max_connections < self.max_in_flight:
@@ -88,6 +103,10 @@ class WebSettings(GatewaySettings, ApiPorts):
                 "requests admitted past the connections would queue for one until they time out"
             )
         return self
+
+    @property
+    def demo_customer_ids(self) -> tuple[str, ...]:
+        return tuple(customer for customer in self.demo_customers.split(",") if customer)
 
     @property
     def cors_origins(self) -> frozenset[str]:

@@ -24,6 +24,7 @@ from gateway.settings import WebSettings
 from shared.web import CleanupContext, Problem
 from shared.web.admission import TIMEOUT_HEADER
 from shared.web.metrics import HTTP_CLIENT_DURATION, status_class
+from shared.web.streams import PING_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class OrdersClient:
         self._base_url = base_url.rstrip("/")
         # Orders is told how long this gateway waits, so it starts no work past that.
         self._deadline_header = {TIMEOUT_HEADER: str(int(timeout_seconds * 1000))}
+        # A stream has no end in sight, only a bound on silence: orders sends a keep-alive
+        # every PING_SECONDS, so a few missed in a row means it is gone.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=session.timeout.connect, sock_read=3 * PING_SECONDS
+        )
 
     async def call(
         self,
@@ -126,6 +132,33 @@ class OrdersClient:
         except ValueError:
             raise Problem(502, "Bad Gateway", "The order service answered with something unreadable.") from None
         return UpstreamAnswer(status, answer_headers, body)
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, *, request_id: str, params: Mapping[str, str]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A long-lived answer (Server-Sent Events): failing to open it fails as a call does;
+        once open, it ends when orders ends it or goes quiet for longer than its keep-alives."""
+        try:
+            response = await self._session.get(
+                self._base_url + path, params=params, headers={"X-Request-Id": request_id}, timeout=self._stream_timeout
+            )
+        except TimeoutError:
+            raise Problem(504, "Gateway Timeout", "The order service did not answer in time.") from None
+        except aiohttp.ClientError as exc:
+            log.warning("orders unreachable", extra={"request_id": request_id, "error": type(exc).__name__})
+            raise _unavailable() from None
+        try:
+            if response.status == 503:
+                raise _unavailable(response.headers.get("Retry-After", "1"))
+            if response.status != 200:
+                log.warning(
+                    "orders refused a stream", extra={"request_id": request_id, "upstream_status": response.status}
+                )
+                raise Problem(502, "Bad Gateway", "The order service failed to answer.")
+            yield response
+        finally:
+            response.close()
 
 
 def _unavailable(retry_after: str = "1") -> Problem:

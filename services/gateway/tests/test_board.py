@@ -1,0 +1,120 @@
+"""The order board at /: its page, its settings, demo sign-in, and the live update stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from shared.web.streams import read_events
+
+from .support import OrdersStandIn, bearer, settings, valid_token
+
+Client = TestClient[web.Request, web.Application]
+# A bound against a hang, not a speed check.
+EVENT_TIMEOUT_SECONDS = 30.0
+
+
+def _client(orders_url: str, **overrides: object) -> TestClient[web.Request, web.Application]:
+    return TestClient(TestServer(create_app(settings(orders_url, **overrides))))
+
+
+async def _place(client: Client, customer: str) -> str:
+    answer = await client.post(
+        "/api/v1/orders",
+        json={"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 500}]},
+        headers={**bearer(valid_token(customer)), "Idempotency-Key": f"key-{customer}"},
+    )
+    assert answer.status == 201
+    order_id: str = (await answer.json())["id"]
+    return order_id
+
+
+async def test_the_page_loads_only_its_own_assets_under_a_policy_without_inline_script(orders_url: str) -> None:
+    async with _client(orders_url) as client:
+        page = await client.get("/")
+        html = await page.text()
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+        answers = {asset: await client.get(asset) for asset in assets}
+
+    assert page.status == 200
+    assert page.content_type == "text/html"
+    policy = dict(directive.strip().split(" ", 1) for directive in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert "<script>" not in html
+    assert {asset for asset in assets if asset.startswith("/board/static/")} == {
+        "/board/static/board.js",
+        "/board/static/board.css",
+    }
+    assert all(answer.status == 200 for answer in answers.values()), {a: r.status for a, r in answers.items()}
+
+
+async def test_demo_sign_in_is_off_unless_demo_customers_are_named(orders_url: str) -> None:
+    async with _client(orders_url) as client:
+        config = await (await client.get("/board/config.json")).json()
+        sign_in = await client.post("/board/demo-token", json={"customer": "alice"})
+
+    assert config["demo_customers"] == []
+    assert config["demo_token_path"] is None
+    assert config["trace_url"] is None
+    assert sign_in.status == 404
+
+
+async def test_a_demo_customer_gets_a_working_token_and_nobody_else_does(orders_url: str) -> None:
+    async with _client(orders_url, demo_customers="alice,bob") as client:
+        config = await (await client.get("/board/config.json")).json()
+        granted = await client.post(config["demo_token_path"], json={"customer": "alice"})
+        token = (await granted.json())["access_token"]
+        used = await client.get("/api/v1/orders", headers=bearer(token))
+        refused = await client.post(config["demo_token_path"], json={"customer": "mallory"})
+
+    assert config["demo_customers"] == ["alice", "bob"]
+    assert granted.status == 200
+    assert used.status == 200
+    assert refused.status == 403
+    assert refused.content_type == "application/problem+json"
+
+
+async def test_the_update_stream_carries_only_the_tokens_customers_orders_and_only_public_fields(
+    orders: tuple[OrdersStandIn, str],
+) -> None:
+    async with _client(orders[1]) as client:
+        alices = await _place(client, "alice")
+        await _place(client, "bob")  # the stand-in streams it to Alice too, as a broken orders would
+        async with client.get("/api/v1/order-updates", headers=bearer(valid_token("alice"))) as stream:
+            async with asyncio.timeout(EVENT_TIMEOUT_SECONDS):
+                events = [event async for event in read_events(stream.content)]
+            headers = stream.headers
+
+    # Bob's order ended the stream instead of reaching Alice; the client reconnects and resyncs.
+    assert [(kind, json.loads(data)["id"]) for kind, data in events] == [("order", alices)]
+    assert "internal_note" not in json.loads(events[0][1])
+    assert headers["Content-Type"] == "text/event-stream"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "X-Request-Id" in headers
+
+
+async def test_the_update_stream_needs_a_token(orders_url: str) -> None:
+    async with _client(orders_url) as client:
+        answer = await client.get("/api/v1/order-updates")
+
+    assert answer.status == 401
+
+
+async def test_past_its_stream_bound_the_gateway_refuses_at_once_and_still_answers_requests(orders_url: str) -> None:
+    async with _client(orders_url, max_update_streams=1) as client:
+        token = bearer(valid_token("alice"))
+        async with client.get("/api/v1/order-updates", headers=token) as first:
+            assert first.status == 200
+            refused = await asyncio.wait_for(client.get("/api/v1/order-updates", headers=token), EVENT_TIMEOUT_SECONDS)
+            listing = await client.get("/api/v1/orders", headers=token)
+
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert listing.status == 200
