@@ -89,3 +89,9 @@ def test_every_process_gets_exactly_the_configuration_its_settings_accept(overla
     assert len(processes) == len(PROCESS_SETTINGS)
     for process in processes:
         assert_environment_accepted(PROCESS_SETTINGS[process.service, process.command], process.environment)
+
+
+def test_the_production_overlay_offers_no_demo_sign_in() -> None:
+    """Anyone who reaches the gateway could act as a demo customer: development only."""
+    for process in k8s_processes("prod"):
+        assert not process.environment.get("GATEWAY_DEMO_CUSTOMERS"), process

@@ -25,6 +25,8 @@ BIN = Path(sys.executable).parent
 JWT_SECRET = "end-to-end-secret-of-a-decent-length-for-hs256"  # pragma: allowlist secret
 # What the gateway presents to orders web, and orders web asks of its callers.
 ORDERS_API_TOKEN = "end-to-end-orders-credential-thirty-two-bytes"  # pragma: allowlist secret
+# The board's demo sign-in (GATEWAY_DEMO_CUSTOMERS), for the browser tests.
+DEMO_CUSTOMERS = ("alice", "bob")
 # Long enough for a balancer polling readiness every 0.1 s to see it go red several times.
 DRAIN_SECONDS = "1"
 
@@ -309,6 +311,7 @@ def process_commands(
         "GATEWAY_ORDERS_URL": orders_web_url,
         "GATEWAY_ORDERS_TOKEN": ORDERS_API_TOKEN,
         "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_DEMO_CUSTOMERS": ",".join(DEMO_CUSTOMERS),
     }
     service_env = {"orders": orders_env, "notifier": notifier_env, "gateway": gateway_env}
     commands = {}

@@ -1,0 +1,52 @@
+"""The order board at /, in a real browser: an order placed on the page reaches notified on
+it without a reload, pushed over the live update stream; another customer never sees it."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, Page, expect
+
+from harness.stack import DEMO_CUSTOMERS, Stack
+
+from .support import RENDER_TIMEOUT_MS, watched
+
+# The whole pipeline (relay, RabbitMQ, notifier, SMTP, worker) on a loaded machine: a bound
+# against a hang, not a speed check.
+NOTIFIED_TIMEOUT_MS = 60_000
+
+
+async def _signed_in(browser: Browser, origin: str, customer: str) -> tuple[Page, list[str]]:
+    page, problems = await watched(browser, origin)
+    await page.goto(f"{origin}/")
+    await page.select_option("#demo-customer", customer)
+    await page.click("#demo-form button")
+    await expect(page.locator("#customer")).to_have_text(customer, timeout=RENDER_TIMEOUT_MS)
+    await expect(page.locator("#live")).to_have_attribute("data-live", "true", timeout=RENDER_TIMEOUT_MS)
+    return page, problems
+
+
+async def test_an_order_placed_on_the_board_reaches_notified_live_and_only_its_customer_sees_it(
+    stack: Stack, browser: Browser
+) -> None:
+    alice, bob = DEMO_CUSTOMERS
+    page, problems = await _signed_in(browser, stack.gateway_url, alice)
+    others_page, others_problems = await _signed_in(browser, stack.gateway_url, bob)
+    reloads: list[str] = []
+    page.on("framenavigated", lambda frame: reloads.append(frame.url))
+
+    await page.click("#place")
+    row = page.locator("#rows tr").first
+    await expect(row).to_have_attribute("data-status", "notified", timeout=NOTIFIED_TIMEOUT_MS)
+    order_id = await row.get_attribute("data-order-id")
+    # Retrying with the same Idempotency-Key answers the same order: still one row.
+    await page.click("#retry")
+    await expect(page.locator("#place-result")).to_contain_text("Replayed", timeout=RENDER_TIMEOUT_MS)
+
+    assert order_id
+    assert await page.locator("#rows tr").count() == 1
+    assert reloads == []
+    # Bob's board, live all along, shows none of Alice's orders.
+    await expect(others_page.locator("#live")).to_have_attribute("data-live", "true")
+    assert await others_page.locator(f'#rows tr[data-order-id="{order_id}"]').count() == 0
+    assert await others_page.locator("#rows tr").count() == 0
+    assert problems == []
+    assert others_problems == []
