@@ -114,6 +114,10 @@ dev: .env ## Run every process (Procfile, honcho) on this machine's PostgreSQL a
 	uv run --no-sync --env-file .env notifier migrate --create-database
 	uv run --no-sync honcho --env .env --procfile Procfile start
 
+.PHONY: screenshots
+screenshots: .env ## With `make dev` running: the board (a few orders carried to notified) and the API docs, as docs/*.png for the README
+	uv run --no-sync --env-file .env python tools/screenshots.py
+
 .PHONY: smoke
 smoke: .env ## With `make dev` running: place an order through the gateway and wait until it is notified
 	uv run --no-sync --env-file .env python tools/smoke.py

@@ -1,11 +1,9 @@
-"""What the browser tests share: Debian's chromium, and a page that records what went wrong on it."""
+"""What the browser tests share: a page that records what went wrong on it."""
 
 from __future__ import annotations
 
 from playwright.async_api import Browser, Page
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package: no browser download (.ci/run installs it)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 RENDER_TIMEOUT_MS = 60_000  # a bound against a hang on a loaded machine, not a speed check
 
 

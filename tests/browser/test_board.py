@@ -3,12 +3,17 @@ it without a reload, pushed over the live update stream; another customer never 
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+
 from playwright.async_api import Browser, Page, expect
 
 from harness.stack import DEMO_CUSTOMERS, Stack
 
 from .support import RENDER_TIMEOUT_MS, watched
 
+SCREENSHOTS = Path(__file__).parents[2] / "tools" / "screenshots.py"
 # The whole pipeline (relay, RabbitMQ, notifier, SMTP, worker) on a loaded machine: a bound
 # against a hang, not a speed check.
 NOTIFIED_TIMEOUT_MS = 60_000
@@ -50,3 +55,24 @@ async def test_an_order_placed_on_the_board_reaches_notified_live_and_only_its_c
     assert await others_page.locator("#rows tr").count() == 0
     assert problems == []
     assert others_problems == []
+
+
+async def test_make_screenshots_writes_the_board_and_the_docs_page(stack: Stack, tmp_path: Path) -> None:
+    """`make screenshots`, short: the tool the README's images come from, against the running system."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SCREENSHOTS),
+        "--gateway",
+        stack.gateway_url,
+        "--out",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(RENDER_TIMEOUT_MS * 3 / 1000):
+        output, _ = await process.communicate()
+
+    assert process.returncode == 0, output.decode()
+    for name in ("board.png", "api-docs.png"):
+        image = (tmp_path / name).read_bytes()
+        assert image.startswith(b"\x89PNG\r\n\x1a\n"), name
