@@ -38,7 +38,11 @@ async def client(orders_database_url: str) -> AsyncIterator[Client]:
 async def _listening(database_url: str) -> None:
     listen = f'LISTEN "{CHANNEL}"'
     await eventually(
-        lambda: fetchval(database_url, "SELECT count(*) FROM pg_stat_activity WHERE query = $1", listen),
+        lambda: fetchval(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND datname = current_database()",
+            listen,
+        ),
         description="orders web listening for order updates",
     )
 
@@ -121,7 +125,9 @@ async def test_a_stream_is_told_to_resync_when_updates_may_have_been_missed(
         # The listener's connection dies; what was notified meanwhile is lost to it.
         terminated = await fetchval(
             orders_database_url,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+            # This test's database only: the server is shared with whatever else runs.
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query = $1 AND datname = current_database()",
             f'LISTEN "{CHANNEL}"',
         )
         assert terminated == 1
