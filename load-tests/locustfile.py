@@ -8,11 +8,14 @@ time from accepted to notified is reported as its own request type, PIPELINE.
 
 The load shape comes from LOAD_SHAPE (shapes.py; unset: locust's users and spawn rate, as
 in the web UI); the pass/fail thresholds of a headless run from LOAD_MAX_FAILURE_RATIO and
-LOAD_MAX_P99_MS (thresholds.py).
+LOAD_MAX_P99_MS (thresholds.py). LOAD_CUSTOMERS (comma-separated) makes the users act for
+those customers, in turn, instead of a new one each: the compose `traffic` profile orders as
+the board's demo customers, so a visitor signed in as one sees orders arrive and move on.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -39,6 +42,8 @@ TOKEN_TTL_SECONDS = 3600
 FOLLOW_RATIO = float(os.environ.get("LOAD_FOLLOW_RATIO", "0.2"))
 FOLLOW_TIMEOUT_SECONDS = float(os.environ.get("LOAD_FOLLOW_TIMEOUT_SECONDS", "30"))
 FOLLOW_POLL_SECONDS = 0.1
+CUSTOMERS = [customer for customer in os.environ.get("LOAD_CUSTOMERS", "").split(",") if customer]
+_next_customer = itertools.count()
 
 
 def access_token(subject: str) -> str:
@@ -62,7 +67,10 @@ class Customer(FastHttpUser):
     wait_time = between(0.5, 2.0)
 
     def on_start(self) -> None:
-        self.customer = f"load-{uuid.uuid4().hex[:12]}"
+        if CUSTOMERS:
+            self.customer = CUSTOMERS[next(_next_customer) % len(CUSTOMERS)]
+        else:
+            self.customer = f"load-{uuid.uuid4().hex[:12]}"
         self.headers = {"Authorization": f"Bearer {access_token(self.customer)}"}
         self.order_ids: list[str] = []
         # A retry resends exactly what it sent before: same key, same body (a different
