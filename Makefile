@@ -114,6 +114,11 @@ dev: .env ## Run every process (Procfile, honcho) on this machine's PostgreSQL a
 	uv run --no-sync --env-file .env notifier migrate --create-database
 	uv run --no-sync honcho --env .env --procfile Procfile start
 
+.PHONY: fault off
+fault: .env ## With `make dev` running: switch fault NAME on (harness/faults.py lists them); `make fault NAME=… off` switches it off and prints the verdict
+	uv run --no-sync --env-file .env python -m harness.switchboard switch $(NAME) $(if $(filter off,$(MAKECMDGOALS)),off,on)
+off: ; @:  # `make fault NAME=… off`: the word is read by the fault target
+
 .PHONY: screenshots
 screenshots: .env ## With `make dev` running: the board (a few orders carried to notified) and the API docs, as docs/*.png for the README
 	uv run --no-sync --env-file .env python tools/screenshots.py

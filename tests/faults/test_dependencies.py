@@ -3,6 +3,7 @@ by itself, and nothing acknowledged is lost or done twice."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 
 from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.faults import FAULTS, Targets
 from harness.invariants import record, settle
 from harness.stack import Stack
 from harness.steady import steady_load
@@ -31,12 +33,14 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
     # (5 attempts, backoff from 0.5 s), so every email goes out once the server is back.
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
-        stack.mailbox.refuse_all("451 4.3.0 mailbox busy, try again later")
+        # The very fault `make fault NAME=smtp-refusing` switches (harness.faults).
+        refusing, targets = FAULTS["smtp-refusing"], Targets(stack.mailbox, root_pid=os.getpid())
+        refusing.switch_on(targets)
         refused_from = len(load.acknowledged)
         try:
             await load.reached(refused_from + 100)
         finally:
-            stack.mailbox.refuse_all(None)
+            refusing.switch_off(targets)
         load.fault_over()
         await load.reached(len(load.acknowledged) + 100)
     outcome = record(await settle(stack, load, "SMTP refusing (451) ~2 s"), "within the retry budget: no dead letter")
