@@ -4,12 +4,19 @@ it without a reload, pushed over the live update stream; another customer never 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from harness.faults import Targets
 from harness.stack import DEMO_CUSTOMERS, Stack
+from harness.switchboard import DRAIN_TIMEOUT_SECONDS, Switchboard, create_app
+from shared.testing import free_port
 
 from .support import RENDER_TIMEOUT_MS, watched
 
@@ -17,6 +24,30 @@ SCREENSHOTS = Path(__file__).parents[2] / "tools" / "screenshots.py"
 # The whole pipeline (relay, RabbitMQ, notifier, SMTP, worker) on a loaded machine: a bound
 # against a hang, not a speed check.
 NOTIFIED_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def faults_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def extra_env(faults_port: int) -> dict[str, str]:
+    """The board's fault panel, through the gateway, to the switchboard below."""
+    return {"GATEWAY_BOARD_FAULTS_URL": f"http://127.0.0.1:{faults_port}"}
+
+
+@pytest.fixture
+async def switchboard(stack: Stack, faults_port: int) -> AsyncIterator[Switchboard]:
+    """`make dev`'s switchboard, over this stack's mail server and its processes (ours)."""
+    board = Switchboard(
+        Targets(stack.mailbox, root_pid=os.getpid()),
+        stack.orders_database_url,
+        drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS,
+    )
+    stack.mailbox.on_accepted = board.emailed
+    async with TestServer(create_app(board), port=faults_port):
+        yield board
 
 
 async def _signed_in(browser: Browser, origin: str, customer: str) -> tuple[Page, list[str]]:
@@ -29,6 +60,7 @@ async def _signed_in(browser: Browser, origin: str, customer: str) -> tuple[Page
     return page, problems
 
 
+@pytest.mark.usefixtures("switchboard")
 async def test_an_order_placed_on_the_board_reaches_notified_live_and_only_its_customer_sees_it(
     stack: Stack, browser: Browser
 ) -> None:
@@ -57,6 +89,7 @@ async def test_an_order_placed_on_the_board_reaches_notified_live_and_only_its_c
     assert others_problems == []
 
 
+@pytest.mark.usefixtures("switchboard")
 async def test_make_screenshots_writes_the_board_and_the_docs_page(stack: Stack, tmp_path: Path) -> None:
     """`make screenshots`, short: the tool the README's images come from, against the running system."""
     process = await asyncio.create_subprocess_exec(
@@ -76,3 +109,25 @@ async def test_make_screenshots_writes_the_board_and_the_docs_page(stack: Stack,
     for name in ("board.png", "api-docs.png"):
         image = (tmp_path / name).read_bytes()
         assert image.startswith(b"\x89PNG\r\n\x1a\n"), name
+
+
+async def test_a_fault_switched_on_and_off_on_the_board_shows_its_verdict_nothing_lost_or_duplicated(
+    stack: Stack, browser: Browser, switchboard: Switchboard
+) -> None:
+    page, problems = await _signed_in(browser, stack.gateway_url, DEMO_CUSTOMERS[0])
+    fault = page.locator('#fault-list li[data-fault="smtp-refusing"]')
+
+    await fault.locator("button").click()
+    await expect(fault).to_have_attribute("data-on", "true", timeout=RENDER_TIMEOUT_MS)
+    for _ in range(3):
+        await page.click("#place")
+    await expect(page.locator("#rows tr")).to_have_count(3, timeout=RENDER_TIMEOUT_MS)
+    emails_while_refusing = stack.mailbox.count
+    await fault.locator("button").click()
+    verdict = fault.locator(".verdict")
+    await expect(verdict).to_be_visible(timeout=NOTIFIED_TIMEOUT_MS)
+
+    assert emails_while_refusing == 0
+    assert (await verdict.inner_text()).startswith("Last run: 3 orders accepted while on, 0 lost, 0 duplicated")
+    await expect(page.locator('#rows tr[data-status="notified"]')).to_have_count(3, timeout=NOTIFIED_TIMEOUT_MS)
+    assert problems == []

@@ -118,3 +118,31 @@ async def test_past_its_stream_bound_the_gateway_refuses_at_once_and_still_answe
     assert refused.status == 503
     assert refused.headers["Retry-After"] == "1"
     assert listing.status == 200
+
+
+async def test_the_fault_panel_exists_only_where_a_switchboard_is_configured_and_needs_a_token(
+    orders_url: str,
+) -> None:
+    switched: list[tuple[str, str]] = []
+
+    async def switchboard(request: web.Request) -> web.Response:
+        switched.append((request.method, request.path))
+        return web.json_response({"faults": []})
+
+    stand_in = web.Application()
+    stand_in.router.add_route("*", "/faults", switchboard)
+    stand_in.router.add_route("*", "/faults/{name}", switchboard)
+    async with TestServer(stand_in) as faults_server, _client(orders_url) as without:
+        absent = await without.get("/board/faults", headers=bearer(valid_token("alice")))
+        async with _client(orders_url, board_faults_url=str(faults_server.make_url(""))) as client:
+            config = await (await client.get("/board/config.json")).json()
+            anonymous = await client.put("/board/faults/smtp-refusing")
+            listed = await client.get(config["faults_path"], headers=bearer(valid_token("alice")))
+            switched_on = await client.put(
+                f"{config['faults_path']}/smtp-refusing", headers=bearer(valid_token("alice"))
+            )
+
+    assert absent.status == 404
+    assert anonymous.status == 401
+    assert (listed.status, switched_on.status) == (200, 200)
+    assert switched == [("GET", "/faults"), ("PUT", "/faults/smtp-refusing")]

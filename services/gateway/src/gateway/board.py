@@ -12,17 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from gateway.keys import SETTINGS
 from gateway.ratelimit import RATE_LIMITS
-from gateway.routes import UPDATES_PATH, within_limit
+from gateway.routes import UPDATES_PATH, authenticated_customer, within_limit
 from gateway.settings import WebSettings
 from gateway.tokens import issue_token
 from shared.web import Problem, json_body
 
 ASSETS = Path(__file__).with_name("board_assets")
+FAULTS_PATH = "/board/faults"
+# Switching a fault off answers once the orders taken meanwhile are through (or its bound passed).
+FAULTS_TIMEOUT_SECONDS = 180
 DEMO_TOKEN_PATH = "/board/demo-token"  # noqa: S105 - a path, not a secret
 # A demo visitor's token: long enough for a demo, short enough to be worthless soon after.
 DEMO_TOKEN_SECONDS = 3600
@@ -51,6 +55,10 @@ def add_board(app: web.Application, settings: WebSettings) -> None:
     app.router.add_static("/board/static", ASSETS)
     if settings.demo_customer_ids:
         app.router.add_post(DEMO_TOKEN_PATH, demo_token)
+    if settings.board_faults_url:
+        app.router.add_get(FAULTS_PATH, faults)
+        app.router.add_route("PUT", f"{FAULTS_PATH}/{{name}}", faults)
+        app.router.add_route("DELETE", f"{FAULTS_PATH}/{{name}}", faults)
 
 
 async def config(request: web.Request) -> web.Response:
@@ -61,6 +69,7 @@ async def config(request: web.Request) -> web.Response:
         "updates_path": UPDATES_PATH,
         "trace_url": settings.board_trace_url or None,
         "mail_url": settings.board_mail_url or None,
+        "faults_path": FAULTS_PATH if settings.board_faults_url else None,
     }
     return web.json_response(body)
 
@@ -78,3 +87,22 @@ async def demo_token(request: web.Request) -> web.Response:
     return web.json_response(
         {"access_token": token, "token_type": "Bearer", "expires_in": DEMO_TOKEN_SECONDS, "customer": sign_in.customer}
     )
+
+
+async def faults(request: web.Request) -> web.Response:
+    """The fault switchboard's answer, passed on (development only: see GATEWAY_BOARD_FAULTS_URL).
+
+    Only a signed-in visitor may switch: a valid token of any customer. A session per call:
+    a few calls a minute, from a developer's board.
+    """
+    await authenticated_customer(request)
+    name = request.match_info.get("name", "")
+    url = request.app[SETTINGS].board_faults_url.rstrip("/") + "/faults" + (f"/{name}" if name else "")
+    timeout = aiohttp.ClientTimeout(total=FAULTS_TIMEOUT_SECONDS)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.request(request.method, url) as answer:
+            return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
+    except (aiohttp.ClientError, TimeoutError):
+        raise Problem(
+            503, "Service Unavailable", "The fault switchboard does not answer; is `make dev` running?"
+        ) from None

@@ -51,7 +51,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-async def _customer(request: web.Request) -> str:
+async def authenticated_customer(request: web.Request) -> str:
     """The token's subject, once it is within its rate limit."""
     limits = request.app[RATE_LIMITS]
     header = request.headers.get("Authorization", "")
@@ -113,7 +113,7 @@ def _order_response(order: Order, *, status: int, headers: dict[str, str] | None
 
 @routes.post("/api/v1/orders")
 async def place_order(request: web.Request) -> web.Response:
-    customer = await _customer(request)
+    customer = await authenticated_customer(request)
     key = request.headers.get(IDEMPOTENCY_KEY, "")
     if not key:
         raise Problem(400, "Bad Request", f"The {IDEMPOTENCY_KEY} header is required.")
@@ -139,7 +139,7 @@ async def place_order(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/orders/{order_id}")
 async def read_order(request: web.Request) -> web.Response:
-    customer = await _customer(request)
+    customer = await authenticated_customer(request)
     try:
         order_id = UUID(request.match_info["order_id"])
     except ValueError:
@@ -160,7 +160,7 @@ async def read_order(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    customer = await _customer(request)
+    customer = await authenticated_customer(request)
     params = {"customer_id": customer}
     params.update({name: request.query[name] for name in ("limit", "after") if name in request.query})
     answer = await request.app[ORDERS].call(
@@ -180,7 +180,7 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get(UPDATES_PATH)
 async def order_updates(request: web.Request) -> web.StreamResponse:
     """The token's customer's orders as they move on, as Server-Sent Events (the board's live view)."""
-    customer = await _customer(request)
+    customer = await authenticated_customer(request)
     settings = request.app[SETTINGS]
     with request.app[STREAM_SLOTS].taken():
         async with request.app[ORDERS].stream(

@@ -94,6 +94,9 @@ class WebSettings(GatewaySettings, ApiPorts):
     # .../trace/) and its email (Mailpit's UI). Empty: the link is not shown.
     board_trace_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
     board_mail_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    # The board's fault panel: `make dev`'s fault switchboard (harness.switchboard), reached
+    # through this gateway. Development only; empty, the default: no panel, no route.
+    board_faults_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
 
     @model_validator(mode="after")
     def _every_admitted_request_gets_a_connection(self) -> WebSettings:

@@ -18,7 +18,7 @@ async function problem(response) {
   try {
     const body = await response.json();
     const retry = response.headers.get("Retry-After");
-    return `${response.status} ${body.title}: ${body.detail || ""}${retry ? ` (retry after ${retry} s)` : ""}`;
+    return `${response.status} ${body.title || ""}: ${body.detail || body.error || ""}${retry ? ` (retry after ${retry} s)` : ""}`;
   } catch {
     return `${response.status} ${response.statusText}`;
   }
@@ -60,6 +60,8 @@ async function signIn(token) {
   $("customer").textContent = state.customer;
   $("sign-in").hidden = true;
   $("orders").hidden = false;
+  $("faults").hidden = !state.config.faults_path;
+  if (state.config.faults_path) showFaults();
   follow();
 }
 
@@ -72,6 +74,7 @@ function signOut(why) {
   $("sign-in-error").textContent = why;
   $("sign-in").hidden = false;
   $("orders").hidden = true;
+  $("faults").hidden = true;
   $("retry").disabled = true;
   setLive(false);
 }
@@ -204,6 +207,44 @@ function render() {
     return tr;
   });
   $("rows").replaceChildren(...rows);
+}
+
+// The fault panel: each fault of the switchboard, a switch, and the verdict of its last run.
+async function showFaults(busy = "") {
+  const response = await api(state.config.faults_path);
+  if (!response.ok) { $("fault-list").replaceChildren(cell(await problem(response))); return; }
+  const items = (await response.json()).faults.map((fault) => {
+    const li = document.createElement("li");
+    li.dataset.fault = fault.name;
+    li.dataset.on = String(fault.on);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = busy === fault.name ? "recovering…" : fault.on ? "Switch off" : "Switch on";
+    button.disabled = Boolean(busy);
+    button.addEventListener("click", () => switchFault(fault.name, !fault.on));
+    li.append(Object.assign(document.createElement("strong"), { textContent: fault.name }),
+      Object.assign(document.createElement("span"), { textContent: fault.description }), button);
+    if (fault.verdict) li.append(verdictLine(fault.verdict));
+    return li;
+  });
+  $("fault-list").replaceChildren(...items);
+}
+
+function verdictLine(verdict) {
+  const sound = verdict.lost === 0 && verdict.duplicated === 0 && verdict.drained_seconds !== null;
+  const drained = verdict.drained_seconds === null ? "not drained in time" : `drained in ${verdict.drained_seconds} s`;
+  return Object.assign(document.createElement("span"), {
+    className: `verdict ${sound ? "sound" : "broken"}`,
+    textContent: `Last run: ${verdict.accepted} orders accepted while on, ${verdict.lost} lost, ` +
+      `${verdict.duplicated} duplicated, ${drained}.`,
+  });
+}
+
+async function switchFault(name, on) {
+  if (!on) await showFaults(name);
+  const response = await api(`${state.config.faults_path}/${name}`, { method: on ? "PUT" : "DELETE" });
+  if (!response.ok) $("place-result").textContent = await problem(response);
+  await showFaults();
 }
 
 function setLive(live) {
