@@ -146,3 +146,41 @@ async def test_the_fault_panel_exists_only_where_a_switchboard_is_configured_and
     assert anonymous.status == 401
     assert (listed.status, switched_on.status) == (200, 200)
     assert switched == [("GET", "/faults"), ("PUT", "/faults/smtp-refusing")]
+
+
+PROCESS_METRICS = """\
+dozen_http_server_request_duration_seconds_count{method="POST",route="/orders",status="2xx"} 30.0
+dozen_http_server_request_duration_seconds_count{method="POST",route="/orders",status="4xx"} 7.0
+dozen_order_accepted_to_notified_seconds_bucket{le="0.25"} 20.0
+dozen_order_accepted_to_notified_seconds_bucket{le="+Inf"} 28.0
+dozen_order_accepted_to_notified_seconds_count 28.0
+dozen_outbox_backlog 4.0
+dozen_queue_messages{queue="notifier.order-created"} 3.0
+dozen_queue_messages{queue="notifier.order-created.dlq"} 1.0
+"""
+
+
+async def test_the_health_strip_reads_every_process_it_can_and_keeps_its_own_figures_apart(orders_url: str) -> None:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=PROCESS_METRICS, content_type="text/plain")
+
+    process = web.Application()
+    process.router.add_get("/metrics", metrics)
+    async with TestServer(process) as server:
+        urls = f"{server.make_url('/metrics')},http://127.0.0.1:1/metrics"
+        async with _client(orders_url, board_metrics_urls=urls) as client:
+            config = await (await client.get("/board/config.json")).json()
+            anonymous = await client.get(config["health_path"])
+            health = await (await client.get(config["health_path"], headers=bearer(valid_token("alice")))).json()
+
+    assert anonymous.status == 401
+    assert health == {
+        "scraped": 1,
+        "of": 2,
+        "accepted_total": 30.0,
+        "notified_total": 28.0,
+        "outbox_backlog": 4.0,
+        "queues": {"notifier.order-created": 3.0},
+        "dead_letters": {"notifier.order-created.dlq": 1.0},
+        "notified_buckets": {"0.25": 20.0, "+Inf": 28.0},
+    }

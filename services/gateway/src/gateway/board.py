@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from gateway.board_health import HEALTH_PATH, health
 from gateway.keys import SETTINGS
 from gateway.ratelimit import RATE_LIMITS
 from gateway.routes import UPDATES_PATH, authenticated_customer, within_limit
@@ -55,6 +56,8 @@ def add_board(app: web.Application, settings: WebSettings) -> None:
     app.router.add_static("/board/static", ASSETS)
     if settings.demo_customer_ids:
         app.router.add_post(DEMO_TOKEN_PATH, demo_token)
+    if settings.board_metrics_url_list:
+        app.router.add_get(HEALTH_PATH, health)
     if settings.board_faults_url:
         app.router.add_get(FAULTS_PATH, faults)
         app.router.add_route("PUT", f"{FAULTS_PATH}/{{name}}", faults)
@@ -70,6 +73,7 @@ async def config(request: web.Request) -> web.Response:
         "trace_url": settings.board_trace_url or None,
         "mail_url": settings.board_mail_url or None,
         "faults_path": FAULTS_PATH if settings.board_faults_url else None,
+        "health_path": HEALTH_PATH if settings.board_metrics_url_list else None,
     }
     return web.json_response(body)
 

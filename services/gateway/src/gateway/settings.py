@@ -97,6 +97,9 @@ class WebSettings(GatewaySettings, ApiPorts):
     # The board's fault panel: `make dev`'s fault switchboard (harness.switchboard), reached
     # through this gateway. Development only; empty, the default: no panel, no route.
     board_faults_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    # The board's health strip: comma-separated /metrics URLs of Dozen's processes (their
+    # management ports, which are never public), read when a signed-in board asks. Empty: no strip.
+    board_metrics_urls: str = Field("", pattern=r"^(https?://[^\s,]+(,https?://[^\s,]+)*)?$")
 
     @model_validator(mode="after")
     def _every_admitted_request_gets_a_connection(self) -> WebSettings:
@@ -110,6 +113,10 @@ class WebSettings(GatewaySettings, ApiPorts):
     @property
     def demo_customer_ids(self) -> tuple[str, ...]:
         return tuple(customer for customer in self.demo_customers.split(",") if customer)
+
+    @property
+    def board_metrics_url_list(self) -> tuple[str, ...]:
+        return tuple(url for url in self.board_metrics_urls.split(",") if url)
 
     @property
     def cors_origins(self) -> frozenset[str]:

@@ -5,7 +5,13 @@
 
 const SKUS = ["BOOK-1", "MUG-2", "TEE-3", "PEN-4"];
 const RECONNECT_MS = [500, 1000, 2000, 5000];
-const state = { config: null, token: null, customer: null, orders: new Map(), traces: new Map(), last: null, stream: null };
+// The strip reads the processes' metrics this often, and works its rates out over this many reads.
+const HEALTH_EVERY_MS = 2000;
+const HEALTH_WINDOW = 6;
+const state = {
+  config: null, token: null, customer: null, orders: new Map(), traces: new Map(), last: null, stream: null,
+  health: [], healthTimer: null,
+};
 const $ = (id) => document.getElementById(id);
 
 async function api(path, options = {}) {
@@ -62,6 +68,11 @@ async function signIn(token) {
   $("orders").hidden = false;
   $("faults").hidden = !state.config.faults_path;
   if (state.config.faults_path) showFaults();
+  $("health").hidden = !state.config.health_path;
+  if (state.config.health_path && !state.healthTimer) {
+    readHealth();
+    state.healthTimer = setInterval(readHealth, HEALTH_EVERY_MS);
+  }
   follow();
 }
 
@@ -75,6 +86,10 @@ function signOut(why) {
   $("sign-in").hidden = false;
   $("orders").hidden = true;
   $("faults").hidden = true;
+  $("health").hidden = true;
+  clearInterval(state.healthTimer);
+  state.healthTimer = null;
+  state.health = [];
   $("retry").disabled = true;
   setLive(false);
 }
@@ -245,6 +260,37 @@ async function switchFault(name, on) {
   const response = await api(`${state.config.faults_path}/${name}`, { method: on ? "PUT" : "DELETE" });
   if (!response.ok) $("place-result").textContent = await problem(response);
   await showFaults();
+}
+
+// The health strip: figures from the processes' own metrics, rates over the last few reads.
+async function readHealth() {
+  const response = await api(state.config.health_path);
+  if (!response.ok) return;
+  const now = { at: performance.now(), ...(await response.json()) };
+  state.health = [...state.health.slice(1 - HEALTH_WINDOW), now];
+  const first = state.health[0];
+  const seconds = (now.at - first.at) / 1000;
+  const sum = (values) => Object.values(values).reduce((total, value) => total + value, 0);
+  $("health-rate").textContent = seconds > 0 ? `${((now.accepted_total - first.accepted_total) / seconds).toFixed(1)} orders/s` : "–";
+  $("health-backlog").textContent = String(now.outbox_backlog);
+  $("health-queued").textContent = String(sum(now.queues));
+  $("health-queued").title = JSON.stringify(now.queues);
+  $("health-dead").textContent = String(sum(now.dead_letters));
+  $("health-dead").title = JSON.stringify(now.dead_letters);
+  const notified = p99(first.notified_buckets, now.notified_buckets);
+  $("health-p99").textContent = notified ?? "–";
+  $("health-p99").dataset.known = String(notified !== null);
+  $("health-source").textContent = `From ${now.scraped} of ${now.of} processes' /metrics; rates over the last ${seconds.toFixed(0)} s.`;
+}
+
+// The p99 of what was notified between two reads, as the histogram's bucket bound it falls in.
+function p99(before, after) {
+  const bounds = Object.keys(after).sort((a, b) => parseFloat(a) - parseFloat(b));
+  const delta = (bound) => after[bound] - (before[bound] || 0);
+  const total = delta("+Inf");
+  if (!(total > 0)) return null;
+  const bound = bounds.find((candidate) => delta(candidate) >= 0.99 * total);
+  return bound === "+Inf" ? `> ${bounds[bounds.length - 2]} s` : `≤ ${Math.round(parseFloat(bound) * 1000)} ms`;
 }
 
 function setLive(live) {
