@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from harness.faults import Targets
 from harness.stack import LAUNCH, Servers, Stack, from_source, running_stack
+from harness.switchboard import DRAIN_TIMEOUT_SECONDS, Switchboard, create_app
+from shared.testing import free_port
 from shared.testing.smtp import SmtpSink
 
 pytest_plugins = ["shared.testing.plugin"]
@@ -55,3 +60,21 @@ async def stack(
         launch=request.config.stash.get(LAUNCH, from_source),
     ) as running:
         yield running
+
+
+@pytest.fixture
+def faults_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+async def switchboard(stack: Stack, faults_port: int) -> AsyncIterator[Switchboard]:
+    """`make dev`'s switchboard, over this stack's mail server and its processes (ours)."""
+    board = Switchboard(
+        Targets(stack.mailbox, root_pid=os.getpid()),
+        stack.orders_database_url,
+        drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS,
+    )
+    stack.mailbox.on_accepted = board.emailed
+    async with TestServer(create_app(board), port=faults_port):
+        yield board

@@ -4,19 +4,14 @@ it without a reload, pushed over the live update stream; another customer never 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
-from harness.faults import Targets
 from harness.stack import DEMO_CUSTOMERS, Stack
-from harness.switchboard import DRAIN_TIMEOUT_SECONDS, Switchboard, create_app
-from shared.testing import free_port
+from harness.switchboard import Switchboard
 
 from .support import RENDER_TIMEOUT_MS, watched
 
@@ -27,27 +22,9 @@ NOTIFIED_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def faults_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def extra_env(faults_port: int) -> dict[str, str]:
     """The board's fault panel, through the gateway, to the switchboard below."""
     return {"GATEWAY_BOARD_FAULTS_URL": f"http://127.0.0.1:{faults_port}"}
-
-
-@pytest.fixture
-async def switchboard(stack: Stack, faults_port: int) -> AsyncIterator[Switchboard]:
-    """`make dev`'s switchboard, over this stack's mail server and its processes (ours)."""
-    board = Switchboard(
-        Targets(stack.mailbox, root_pid=os.getpid()),
-        stack.orders_database_url,
-        drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS,
-    )
-    stack.mailbox.on_accepted = board.emailed
-    async with TestServer(create_app(board), port=faults_port):
-        yield board
 
 
 async def _signed_in(browser: Browser, origin: str, customer: str) -> tuple[Page, list[str]]:
