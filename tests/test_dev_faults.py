@@ -14,7 +14,7 @@ import aiohttp
 from honcho.environ import parse_procfile
 
 from harness.api import Customer
-from harness.faults import FAULTS
+from harness.faults import FAULTS, POISONED_CUSTOMER
 from harness.procfile import PROCFILE
 from harness.stack import Stack
 from harness.switchboard import Switchboard
@@ -54,6 +54,20 @@ async def test_make_fault_on_then_off_prints_a_verdict_of_nothing_lost_or_duplic
     assert emailed_while_refusing == 0
     assert switched_off[0] == 0, switched_off[1]
     assert "smtp-refusing: 3 orders accepted while it was on, 0 lost, 0 duplicated, drained in" in switched_off[1]
+
+
+async def test_poison_parks_its_customers_orders_on_purpose_and_the_verdict_says_so_apart_from_lost(
+    stack: Stack, switchboard: Switchboard, faults_port: int
+) -> None:
+    url = f"http://127.0.0.1:{faults_port}"
+    assert (await _make_fault(url, "poison-messages", "on"))[0] == 0
+    async with aiohttp.ClientSession() as http:
+        for customer in (POISONED_CUSTOMER, "alice"):
+            await Customer(http, stack.gateway_url, await stack.token(customer)).place()
+    status, output = await _make_fault(url, "poison-messages", "off")
+
+    assert status == 0, output
+    assert "2 orders accepted while it was on, 0 lost, 0 duplicated, 1 dead-lettered on purpose, drained" in output
 
 
 async def test_make_fault_names_the_faults_when_asked_for_one_that_does_not_exist(faults_port: int) -> None:

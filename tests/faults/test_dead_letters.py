@@ -3,6 +3,7 @@ fix, ``notifier dlq replay`` (a one-off of the same release, same config) delive
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.faults import FAULTS, POISONED_CUSTOMER, Targets
 from harness.invariants import record, settle
 from harness.stack import Stack
 from harness.steady import steady_load
@@ -21,7 +23,6 @@ from shared.messaging import dead_letter_names
 from shared.testing import eventually, fetch
 
 ORDERS_PER_SECOND = 50
-POISONED_MAILBOX = "poisoned"
 
 
 @pytest.fixture
@@ -60,8 +61,10 @@ async def order_status(stack: Stack, order_id: str) -> str:
 async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replays_after_the_fix(
     stack: Stack, channel: AbstractChannel
 ) -> None:
-    stack.mailbox.refuse_mailbox(POISONED_MAILBOX, "550 5.1.1 mailbox unavailable")
-    token = await stack.token(POISONED_MAILBOX)
+    # The very fault `make fault NAME=poison-messages` switches (harness.faults).
+    poison, targets = FAULTS["poison-messages"], Targets(stack.mailbox, root_pid=os.getpid())
+    poison.switch_on(targets)
+    token = await stack.token(POISONED_CUSTOMER)
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
         # Poison of both kinds, mid-stream: a message no version of the code can read, and
@@ -94,7 +97,7 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
     assert await order_status(stack, poisoned_order) == "accepted"
 
     # The fix, then the re-drive: the order is notified; the unreadable one is parked again.
-    stack.mailbox.refuse_mailbox(POISONED_MAILBOX, None)
+    poison.switch_off(targets)
     started = time.monotonic()
     replayed = await dlq_replay(stack)
     await eventually(

@@ -19,6 +19,9 @@ import psutil
 from shared.testing.smtp import SmtpSink
 
 SMTP_BUSY = "451 4.3.0 mailbox busy, try again later"
+SMTP_NO_SUCH_MAILBOX = "550 5.1.1 mailbox unavailable"
+# A demo customer whose orders the poison fault makes unprocessable.
+POISONED_CUSTOMER = "carol"
 # Slower than a healthy server by far, well inside the notifier's SMTP timeout.
 SMTP_SLOW_SECONDS = 1.0
 
@@ -51,6 +54,9 @@ class Fault:
     description: str
     switch_on: Callable[[Targets], None]
     switch_off: Callable[[Targets], None]
+    # The customer whose orders this fault sends to the dead-letter queue on purpose: parked
+    # (`notifier dlq replay` brings them back), not lost.
+    parks_orders_of: str | None = None
 
 
 def _refusing(targets: Targets) -> None:
@@ -67,6 +73,14 @@ def _slow(targets: Targets) -> None:
 
 def _fast(targets: Targets) -> None:
     targets.mailbox.delay_seconds = 0.0
+
+
+def _poisoned(targets: Targets) -> None:
+    targets.mailbox.refuse_mailbox(POISONED_CUSTOMER, SMTP_NO_SUCH_MAILBOX)
+
+
+def _cured(targets: Targets) -> None:
+    targets.mailbox.refuse_mailbox(POISONED_CUSTOMER, None)
 
 
 def _pause(service: str, command: str) -> tuple[Callable[[Targets], None], Callable[[Targets], None]]:
@@ -87,5 +101,13 @@ FAULTS = {
         Fault("smtp-slow", f"The mail server takes {SMTP_SLOW_SECONDS:g} s to accept each email.", _slow, _fast),
         Fault("notifier-paused", "Every notifier process is frozen (SIGSTOP).", *_pause("notifier", "worker")),
         Fault("relay-paused", "Every orders relay process is frozen (SIGSTOP).", *_pause("orders", "relay")),
+        Fault(
+            "poison-messages",
+            f"The mail server refuses {POISONED_CUSTOMER}'s mailbox for good ({SMTP_NO_SUCH_MAILBOX[:3]}): her orders"
+            " are dead-lettered at once and hold up nobody else's.",
+            _poisoned,
+            _cured,
+            parks_orders_of=POISONED_CUSTOMER,
+        ),
     )
 }

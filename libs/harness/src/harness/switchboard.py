@@ -54,14 +54,17 @@ class Verdict:
     accepted: int
     lost: int
     duplicated: int
+    # Orders the fault dead-letters on purpose (poison): parked, for `notifier dlq replay`.
+    dead_lettered: int
     # From switching off to the last of those orders notified; None: not all were, in time.
     drained_seconds: float | None
 
     def __str__(self) -> str:
         drained = f"drained in {self.drained_seconds:.1f} s" if self.drained_seconds is not None else "NOT drained"
+        parked = f", {self.dead_lettered} dead-lettered on purpose" if self.dead_lettered else ""
         return (
             f"{self.fault}: {self.accepted} orders accepted while it was on, {self.lost} lost, "
-            f"{self.duplicated} duplicated, {drained}"
+            f"{self.duplicated} duplicated{parked}, {drained}"
         )
 
 
@@ -117,9 +120,13 @@ class Switchboard:
         try:
             while True:
                 rows = await connection.fetch(
-                    "SELECT id::text AS id, notified_at FROM orders WHERE created_at BETWEEN $1 AND $2", started, ended
+                    "SELECT id::text AS id, customer_id, notified_at FROM orders WHERE created_at BETWEEN $1 AND $2",
+                    started,
+                    ended,
                 )
-                pending = [row["id"] for row in rows if row["notified_at"] is None]
+                waiting = [row for row in rows if row["notified_at"] is None]
+                parked = [row["id"] for row in waiting if row["customer_id"] == FAULTS[name].parks_orders_of]
+                pending = [row["id"] for row in waiting if row["customer_id"] != FAULTS[name].parks_orders_of]
                 if not pending or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(POLL_SECONDS)  # polling the database, with a deadline
@@ -132,6 +139,7 @@ class Switchboard:
             accepted=len(rows),
             lost=len(pending),
             duplicated=sum(1 for row in rows if self._emails[row["id"]] > 1),
+            dead_lettered=len(parked),
             drained_seconds=None if pending else round(time.monotonic() - switched_off, 1),
         )
 

@@ -251,7 +251,9 @@ function verdictLine(verdict) {
   return Object.assign(document.createElement("span"), {
     className: `verdict ${sound ? "sound" : "broken"}`,
     textContent: `Last run: ${verdict.accepted} orders accepted while on, ${verdict.lost} lost, ` +
-      `${verdict.duplicated} duplicated, ${drained}.`,
+      `${verdict.duplicated} duplicated, ` +
+      (verdict.dead_lettered ? `${verdict.dead_lettered} dead-lettered on purpose (notifier dlq replay), ` : "") +
+      `${drained}.`,
   });
 }
 
