@@ -71,7 +71,7 @@ def faults_port() -> int:
 async def switchboard(stack: Stack, faults_port: int) -> AsyncIterator[Switchboard]:
     """`make dev`'s switchboard, over this stack's mail server and its processes (ours)."""
     board = Switchboard(
-        Targets(stack.mailbox, root_pid=os.getpid()),
+        Targets(stack.mailbox, root_pid=os.getpid(), gateway_url=stack.gateway_url, issue_tokens=stack.tokens),
         stack.orders_database_url,
         drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS,
     )

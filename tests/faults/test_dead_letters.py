@@ -63,7 +63,7 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
 ) -> None:
     # The very fault `make fault NAME=poison-messages` switches (harness.faults).
     poison, targets = FAULTS["poison-messages"], Targets(stack.mailbox, root_pid=os.getpid())
-    poison.switch_on(targets)
+    await poison.switch_on(targets)
     token = await stack.token(POISONED_CUSTOMER)
     async with steady_load(stack, per_second=ORDERS_PER_SECOND) as load:
         await load.reached(100)
@@ -97,7 +97,7 @@ async def test_poison_is_dead_lettered_with_its_reason_blocks_nothing_and_replay
     assert await order_status(stack, poisoned_order) == "accepted"
 
     # The fix, then the re-drive: the order is notified; the unreadable one is parked again.
-    poison.switch_off(targets)
+    await poison.switch_off(targets)
     started = time.monotonic()
     replayed = await dlq_replay(stack)
     await eventually(

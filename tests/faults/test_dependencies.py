@@ -35,12 +35,12 @@ async def test_smtp_refusing_for_a_while_delays_mail_but_loses_none(stack: Stack
         await load.reached(100)
         # The very fault `make fault NAME=smtp-refusing` switches (harness.faults).
         refusing, targets = FAULTS["smtp-refusing"], Targets(stack.mailbox, root_pid=os.getpid())
-        refusing.switch_on(targets)
+        await refusing.switch_on(targets)
         refused_from = len(load.acknowledged)
         try:
             await load.reached(refused_from + 100)
         finally:
-            refusing.switch_off(targets)
+            await refusing.switch_off(targets)
         load.fault_over()
         await load.reached(len(load.acknowledged) + 100)
     outcome = record(await settle(stack, load, "SMTP refusing (451) ~2 s"), "within the retry budget: no dead letter")

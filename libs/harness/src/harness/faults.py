@@ -3,25 +3,40 @@ defined once: what switching it on and off does to the running system.
 
 The SMTP faults work the development mail server (shared.testing.smtp.SmtpSink, the same
 sink and the same calls the fault suite makes); the pauses stop a process type's processes
-with SIGSTOP and wake them with SIGCONT, as a host that freezes them would. None of this
-exists in an image: the harness is development tooling, never deployed.
+with SIGSTOP and wake them with SIGCONT, as a host that freezes them would; the overload
+burst is the fault suite's open-loop generator (harness.load) at several times what this
+machine sustains. None of this exists in an image: the harness is development tooling,
+never deployed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import psutil
 
+from harness.api import ORDER_BODY, ORDERS_PATH
+from harness.load import Answer, Run, open_loop
 from shared.testing.smtp import SmtpSink
 
 SMTP_BUSY = "451 4.3.0 mailbox busy, try again later"
 SMTP_NO_SUCH_MAILBOX = "550 5.1.1 mailbox unavailable"
 # A demo customer whose orders the poison fault makes unprocessable.
 POISONED_CUSTOMER = "carol"
+# The burst: orders offered a second (a few times what two cores sustain), for at most this
+# long (it stops by itself), from this many customers (their rate limits are not the point).
+BURST_RATE = 600
+BURST_SECONDS = 15
+BURST_CUSTOMERS = 50
+BURST_CLIENT_TIMEOUT_SECONDS = 10
 # Slower than a healthy server by far, well inside the notifier's SMTP timeout.
 SMTP_SLOW_SECONDS = 1.0
 
@@ -33,6 +48,12 @@ class Targets:
 
     mailbox: SmtpSink
     root_pid: int
+    # The gateway a burst goes to, and how its customers get their tokens (the gateway's
+    # own one-off, `gateway issue-token`).
+    gateway_url: str = ""
+    issue_tokens: Callable[[Sequence[str]], Awaitable[list[str]]] | None = None
+    # What a fault leaves running while it is on (the burst's task).
+    running: dict[str, Any] = field(default_factory=dict)
 
     def signal(self, service: str, command: str, signal_number: signal.Signals) -> int:
         """Send the signal to each process of the type; how many there were."""
@@ -52,46 +73,88 @@ class Targets:
 class Fault:
     name: str
     description: str
-    switch_on: Callable[[Targets], None]
-    switch_off: Callable[[Targets], None]
+    switch_on: Callable[[Targets], Awaitable[None]]
+    # What it says when switched off, beside the verdict (None: nothing).
+    switch_off: Callable[[Targets], Awaitable[str | None]]
     # The customer whose orders this fault sends to the dead-letter queue on purpose: parked
     # (`notifier dlq replay` brings them back), not lost.
     parks_orders_of: str | None = None
 
 
-def _refusing(targets: Targets) -> None:
+async def _refusing(targets: Targets) -> None:
     targets.mailbox.refuse_all(SMTP_BUSY)
 
 
-def _accepting(targets: Targets) -> None:
+async def _accepting(targets: Targets) -> str | None:
     targets.mailbox.refuse_all(None)
+    return None
 
 
-def _slow(targets: Targets) -> None:
+async def _slow(targets: Targets) -> None:
     targets.mailbox.delay_seconds = SMTP_SLOW_SECONDS
 
 
-def _fast(targets: Targets) -> None:
+async def _fast(targets: Targets) -> str | None:
     targets.mailbox.delay_seconds = 0.0
+    return None
 
 
-def _poisoned(targets: Targets) -> None:
+async def _poisoned(targets: Targets) -> None:
     targets.mailbox.refuse_mailbox(POISONED_CUSTOMER, SMTP_NO_SUCH_MAILBOX)
 
 
-def _cured(targets: Targets) -> None:
+async def _cured(targets: Targets) -> str | None:
     targets.mailbox.refuse_mailbox(POISONED_CUSTOMER, None)
+    return None
 
 
-def _pause(service: str, command: str) -> tuple[Callable[[Targets], None], Callable[[Targets], None]]:
-    def pause(targets: Targets) -> None:
+def _pause(
+    service: str, command: str
+) -> tuple[Callable[[Targets], Awaitable[None]], Callable[[Targets], Awaitable[str | None]]]:
+    async def pause(targets: Targets) -> None:
         if not targets.signal(service, command, signal.SIGSTOP):
             raise LookupError(f"no `{service} {command}` process is running here")
 
-    def resume(targets: Targets) -> None:
+    async def resume(targets: Targets) -> str | None:
         targets.signal(service, command, signal.SIGCONT)
+        return None
 
     return pause, resume
+
+
+async def _burst(targets: Targets) -> None:
+    if targets.issue_tokens is None or not targets.gateway_url:
+        raise LookupError("no gateway to send a burst to")
+    tokens = await targets.issue_tokens([f"burst-{number}" for number in range(BURST_CUSTOMERS)])
+    targets.running["burst"] = asyncio.create_task(_offer(targets.gateway_url, tokens), name="overload-burst")
+
+
+async def _offer(gateway_url: str, tokens: list[str]) -> Run:
+    timeout = aiohttp.ClientTimeout(total=BURST_CLIENT_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def place(index: int) -> Answer:
+            headers = {"Authorization": f"Bearer {tokens[index % len(tokens)]}", "Idempotency-Key": str(uuid.uuid4())}
+            async with http.post(f"{gateway_url}{ORDERS_PATH}", json=ORDER_BODY, headers=headers) as answer:
+                return Answer(answer.status, {k.lower(): v for k, v in answer.headers.items()}, await answer.read())
+
+        return await open_loop(place, rate=BURST_RATE, seconds=BURST_SECONDS)
+
+
+async def _calm(targets: Targets) -> str | None:
+    burst: asyncio.Task[Run] | None = targets.running.pop("burst", None)
+    if burst is None:
+        return None
+    # Bounded already (BURST_SECONDS); waited out, so every answer is counted.
+    run = await burst
+    outcomes = Counter(attempt.outcome for attempt in run.attempts)
+    refused = [attempt for attempt in run.attempts if attempt.status in {429, 503}]
+    without_retry_after = sum(1 for attempt in refused if attempt.retry_after is None)
+    return (
+        f"burst: {len(run.attempts)} offered at {BURST_RATE}/s; "
+        + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        + f"; {without_retry_after} refusals without Retry-After"
+    )
 
 
 FAULTS = {
@@ -101,6 +164,12 @@ FAULTS = {
         Fault("smtp-slow", f"The mail server takes {SMTP_SLOW_SECONDS:g} s to accept each email.", _slow, _fast),
         Fault("notifier-paused", "Every notifier process is frozen (SIGSTOP).", *_pause("notifier", "worker")),
         Fault("relay-paused", "Every orders relay process is frozen (SIGSTOP).", *_pause("orders", "relay")),
+        Fault(
+            "overload-burst",
+            f"{BURST_RATE} orders a second for up to {BURST_SECONDS} s: past capacity, fast 503s with Retry-After.",
+            _burst,
+            _calm,
+        ),
         Fault(
             "poison-messages",
             f"The mail server refuses {POISONED_CUSTOMER}'s mailbox for good ({SMTP_NO_SUCH_MAILBOX[:3]}): her orders"

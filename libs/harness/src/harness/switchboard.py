@@ -25,11 +25,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import asyncpg
 import psutil
@@ -58,13 +59,16 @@ class Verdict:
     dead_lettered: int
     # From switching off to the last of those orders notified; None: not all were, in time.
     drained_seconds: float | None
+    # What the fault itself says of its run (the burst: its answers), if anything.
+    note: str | None = None
 
     def __str__(self) -> str:
         drained = f"drained in {self.drained_seconds:.1f} s" if self.drained_seconds is not None else "NOT drained"
         parked = f", {self.dead_lettered} dead-lettered on purpose" if self.dead_lettered else ""
+        note = f" ({self.note})" if self.note else ""
         return (
             f"{self.fault}: {self.accepted} orders accepted while it was on, {self.lost} lost, "
-            f"{self.duplicated} duplicated{parked}, {drained}"
+            f"{self.duplicated} duplicated{parked}, {drained}{note}"
         )
 
 
@@ -91,20 +95,20 @@ class Switchboard:
         if name in self.on:
             return
         started = await self._database_now()
-        FAULTS[name].switch_on(self._targets)
+        await FAULTS[name].switch_on(self._targets)
         self.on[name] = started
         log.warning("fault on: %s", name)
 
     async def switch_off(self, name: str) -> Verdict | None:
         """Off, and the verdict once the orders taken meanwhile are through (None: it was not on)."""
-        FAULTS[name].switch_off(self._targets)
+        note = await FAULTS[name].switch_off(self._targets)
         started = self.on.pop(name, None)
         if started is None:
             return None
         log.warning("fault off: %s; waiting for the orders taken meanwhile", name)
         self._judging += 1
         try:
-            verdict = await self._judge(name, started, await self._database_now())
+            verdict = replace(await self._judge(name, started, await self._database_now()), note=note)
         finally:
             self._judging -= 1
             if not self.on and not self._judging:
@@ -205,7 +209,12 @@ def serve(smtp_port: int, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command
     mailbox = SmtpSink(port=smtp_port, retain=False)
-    targets = Targets(mailbox=mailbox, root_pid=_honcho())
+    targets = Targets(
+        mailbox=mailbox,
+        root_pid=_honcho(),
+        gateway_url=f"http://127.0.0.1:{os.environ.get('DEV_GATEWAY_PORT', '8080')}",
+        issue_tokens=_issue_tokens,
+    )
     switchboard = Switchboard(targets, os.environ["ORDERS_DATABASE_URL"], drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS)
     mailbox.on_accepted = switchboard.emailed
     app = create_app(switchboard)
@@ -221,6 +230,19 @@ def serve(smtp_port: int, port: int) -> None:
     app.cleanup_ctx.append(mail_server)
     log.info("mail server on 127.0.0.1:%d, faults on http://127.0.0.1:%d/faults", smtp_port, port)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
+async def _issue_tokens(subjects: Sequence[str]) -> list[str]:
+    """Tokens from the gateway's own one-off, as every client of Dozen gets them (factor XII)."""
+    arguments = [argument for subject in subjects for argument in ("--subject", subject)]
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("gateway")), "issue-token", *arguments,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, errors = await process.communicate()
+    if process.returncode != 0:
+        raise LookupError(f"gateway issue-token failed: {errors.decode().strip()}")
+    return output.decode().split()
 
 
 def _honcho() -> int:

@@ -253,7 +253,7 @@ function verdictLine(verdict) {
     textContent: `Last run: ${verdict.accepted} orders accepted while on, ${verdict.lost} lost, ` +
       `${verdict.duplicated} duplicated, ` +
       (verdict.dead_lettered ? `${verdict.dead_lettered} dead-lettered on purpose (notifier dlq replay), ` : "") +
-      `${drained}.`,
+      `${drained}.` + (verdict.note ? ` ${verdict.note[0].toUpperCase()}${verdict.note.slice(1)}.` : ""),
   });
 }
 
