@@ -91,7 +91,11 @@ def test_every_process_gets_exactly_the_configuration_its_settings_accept(overla
         assert_environment_accepted(PROCESS_SETTINGS[process.service, process.command], process.environment)
 
 
-def test_the_production_overlay_offers_no_demo_sign_in() -> None:
-    """Anyone who reaches the gateway could act as a demo customer: development only."""
+# Development conveniences: anyone who reaches the gateway could act as a demo customer, or
+# reach a fault switchboard or the processes' metrics through the board.
+DEVELOPMENT_ONLY = ("GATEWAY_DEMO_CUSTOMERS", "GATEWAY_BOARD_FAULTS_URL", "GATEWAY_BOARD_METRICS_URLS")
+
+
+def test_the_production_overlay_offers_no_demo_sign_in_no_fault_panel_and_no_metrics_on_the_board() -> None:
     for process in k8s_processes("prod"):
-        assert not process.environment.get("GATEWAY_DEMO_CUSTOMERS"), process
+        assert not {name: process.environment[name] for name in DEVELOPMENT_ONLY if name in process.environment}

@@ -10,7 +10,7 @@ const HEALTH_EVERY_MS = 2000;
 const HEALTH_WINDOW = 6;
 const state = {
   config: null, token: null, customer: null, orders: new Map(), traces: new Map(), last: null, stream: null,
-  health: [], healthTimer: null,
+  health: [], healthTimer: null, switching: false,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -67,11 +67,15 @@ async function signIn(token) {
   $("sign-in").hidden = true;
   $("orders").hidden = false;
   $("faults").hidden = !state.config.faults_path;
-  if (state.config.faults_path) showFaults();
   $("health").hidden = !state.config.health_path;
-  if (state.config.health_path && !state.healthTimer) {
-    readHealth();
-    state.healthTimer = setInterval(readHealth, HEALTH_EVERY_MS);
+  if ((state.config.health_path || state.config.faults_path) && !state.healthTimer) {
+    // The strip and the fault panel (switched from `make fault` too) follow the system.
+    const refresh = () => {
+      if (state.config.health_path) readHealth();
+      if (state.config.faults_path && !state.switching) showFaults();
+    };
+    refresh();
+    state.healthTimer = setInterval(refresh, HEALTH_EVERY_MS);
   }
   follow();
 }
@@ -258,9 +262,14 @@ function verdictLine(verdict) {
 }
 
 async function switchFault(name, on) {
-  if (!on) await showFaults(name);
-  const response = await api(`${state.config.faults_path}/${name}`, { method: on ? "PUT" : "DELETE" });
-  if (!response.ok) $("place-result").textContent = await problem(response);
+  state.switching = true;
+  try {
+    if (!on) await showFaults(name);
+    const response = await api(`${state.config.faults_path}/${name}`, { method: on ? "PUT" : "DELETE" });
+    if (!response.ok) $("place-result").textContent = await problem(response);
+  } finally {
+    state.switching = false;
+  }
   await showFaults();
 }
 
