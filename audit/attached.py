@@ -1,5 +1,6 @@
 """IV as written: every backing service is an attached resource named by config. Each URL a
-process type reads is a required setting (no default to fall back on), and no service's code
+process type reads is a required setting (no default to fall back on; or, for a resource an
+optional feature attaches, None until one is given), and no service's code
 names a host or a backing service's URL itself. (The running system's swap: tests/test_backing_swap.py.)"""
 
 from __future__ import annotations
@@ -7,9 +8,11 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Annotated, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from audit.deploys import PROCESS_SETTINGS, SERVICES
 from audit.scorecard import Verdict, verdict
@@ -29,10 +32,21 @@ def url_settings(service: str) -> dict[str, bool]:
         names = settings_cls.variable_names()
         for field_name, field in settings_cls.model_fields.items():
             if field_name.endswith("_url"):
-                # Required, and a secret: URLs carry credentials and must never be echoed.
-                ok = field.is_required() and field.annotation is SecretStr
+                # A secret (URLs carry credentials and must never be echoed), and required: no
+                # default host to fall back on. Or optional, None by default: a resource some
+                # feature attaches when one is given (the board's fault switchboard), never a
+                # default of its own.
+                ok = (field.annotation is SecretStr and field.is_required()) or _optional_secret(field)
                 found[names[field_name]] = found.get(names[field_name], True) and ok
     return found
+
+
+def _optional_secret(field: FieldInfo) -> bool:
+    """``SecretStr | None = None``, a validating ``Annotated[SecretStr, …]`` included."""
+    members = {
+        get_args(member)[0] if get_origin(member) is Annotated else member for member in get_args(field.annotation)
+    }
+    return field.default is None and members == {SecretStr, type(None)}
 
 
 def addresses_in_code(source: Path) -> list[str]:

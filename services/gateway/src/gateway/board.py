@@ -9,6 +9,7 @@ when GATEWAY_DEMO_CUSTOMERS names customers; the production overlay sets none.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ def add_board(app: web.Application, settings: WebSettings) -> None:
         app.router.add_post(DEMO_TOKEN_PATH, demo_token)
     if settings.board_metrics_url_list:
         app.router.add_get(HEALTH_PATH, health)
-    if settings.board_faults_url:
+    if settings.board_faults_url is not None:
+        faults = _faults(settings.board_faults_url.get_secret_value())
         app.router.add_get(FAULTS_PATH, faults)
         app.router.add_route("PUT", f"{FAULTS_PATH}/{{name}}", faults)
         app.router.add_route("DELETE", f"{FAULTS_PATH}/{{name}}", faults)
@@ -70,9 +72,9 @@ async def config(request: web.Request) -> web.Response:
         "demo_customers": list(settings.demo_customer_ids),
         "demo_token_path": DEMO_TOKEN_PATH if settings.demo_customer_ids else None,
         "updates_path": UPDATES_PATH,
-        "trace_url": settings.board_trace_url or None,
-        "mail_url": settings.board_mail_url or None,
-        "faults_path": FAULTS_PATH if settings.board_faults_url else None,
+        "trace_url": settings.board_trace_link or None,
+        "mail_url": settings.board_mail_link or None,
+        "faults_path": FAULTS_PATH if settings.board_faults_url is not None else None,
         "health_path": HEALTH_PATH if settings.board_metrics_url_list else None,
     }
     return web.json_response(body)
@@ -93,20 +95,27 @@ async def demo_token(request: web.Request) -> web.Response:
     )
 
 
-async def faults(request: web.Request) -> web.Response:
-    """The fault switchboard's answer, passed on (development only: see GATEWAY_BOARD_FAULTS_URL).
+def _faults(switchboard: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The fault switchboard's answers, passed on (development only: GATEWAY_BOARD_FAULTS_URL).
 
     Only a signed-in visitor may switch: a valid token of any customer. A session per call:
     a few calls a minute, from a developer's board.
     """
-    await authenticated_customer(request)
-    name = request.match_info.get("name", "")
-    url = request.app[SETTINGS].board_faults_url.rstrip("/") + "/faults" + (f"/{name}" if name else "")
-    timeout = aiohttp.ClientTimeout(total=FAULTS_TIMEOUT_SECONDS)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.request(request.method, url) as answer:
-            return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
-    except (aiohttp.ClientError, TimeoutError):
-        raise Problem(
-            503, "Service Unavailable", "The fault switchboard does not answer; is `make dev` running?"
-        ) from None
+
+    async def faults(request: web.Request) -> web.Response:
+        await authenticated_customer(request)
+        name = request.match_info.get("name", "")
+        url = switchboard.rstrip("/") + "/faults" + (f"/{name}" if name else "")
+        timeout = aiohttp.ClientTimeout(total=FAULTS_TIMEOUT_SECONDS)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.request(request.method, url) as answer,
+            ):
+                return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
+        except (aiohttp.ClientError, TimeoutError):
+            raise Problem(
+                503, "Service Unavailable", "The fault switchboard does not answer; is `make dev` running?"
+            ) from None
+
+    return faults

@@ -90,13 +90,14 @@ class WebSettings(GatewaySettings, ApiPorts):
     demo_customers: str = Field(
         "", pattern=r"^([A-Za-z0-9][A-Za-z0-9._+-]{0,63}(,[A-Za-z0-9][A-Za-z0-9._+-]{0,63})*)?$"
     )
-    # Where the board links each order: its trace (Jaeger's UI; the trace id is appended to
-    # .../trace/) and its email (Mailpit's UI). Empty: the link is not shown.
-    board_trace_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
-    board_mail_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    # Where the board links each order, for the visitor's browser (this process never calls
+    # them): its trace (Jaeger's UI; the trace id is appended to .../trace/) and its email
+    # (Mailpit's UI). Empty: the link is not shown.
+    board_trace_link: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    board_mail_link: str = Field("", pattern=r"^(https?://[^\s]+)?$")
     # The board's fault panel: `make dev`'s fault switchboard (harness.switchboard), reached
-    # through this gateway. Development only; empty, the default: no panel, no route.
-    board_faults_url: str = Field("", pattern=r"^(https?://[^\s]+)?$")
+    # through this gateway. Development only; unset, the default: no panel, no route.
+    board_faults_url: HttpUrl | None = None
     # The board's health strip: comma-separated /metrics URLs of Dozen's processes (their
     # management ports, which are never public), read when a signed-in board asks. Empty: no strip.
     board_metrics_urls: str = Field("", pattern=r"^(https?://[^\s,]+(,https?://[^\s,]+)*)?$")
