@@ -179,6 +179,7 @@ up: .env images ## The whole demo in Docker: core + the profiles in .env (observ
 .PHONY: urls
 urls: .env ## Where the demo started by `make up` answers
 	@set -a && . ./.env && set +a && \
+	echo "order board     http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/  (sign in as a demo customer)" && \
 	echo "gateway (API)   http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/api/openapi.json" && \
 	echo "API docs        http://127.0.0.1:$${PUBLISHED_GATEWAY_PORT}/api/docs" && \
 	echo "Mailpit         http://127.0.0.1:$${MAILPIT_UI_PORT}" && \
