@@ -114,10 +114,14 @@ async def test_past_its_stream_bound_the_gateway_refuses_at_once_and_still_answe
             assert first.status == 200
             refused = await asyncio.wait_for(client.get("/api/v1/order-updates", headers=token), EVENT_TIMEOUT_SECONDS)
             listing = await client.get("/api/v1/orders", headers=token)
+            metrics = await (await client.get("/metrics")).text()
 
     assert refused.status == 503
     assert refused.headers["Retry-After"] == "1"
     assert listing.status == 200
+    # A stream is counted as open, never as a request minutes long (it would swamp the p99).
+    assert "dozen_http_server_open_streams 1.0" in metrics
+    assert 'route="/api/v1/order-updates"' not in metrics
 
 
 async def test_the_fault_panel_exists_only_where_a_switchboard_is_configured_and_needs_a_token(

@@ -13,7 +13,7 @@ from shared.web.access_log import QUIET_PATHS, remember_span_middleware
 from shared.web.admission import in_flight_limit
 from shared.web.body import read_body_within
 from shared.web.limit import FixedLimit
-from shared.web.metrics import event_loop_lag, http_metrics_middleware, record_build
+from shared.web.metrics import event_loop_lag, http_metrics, record_build
 from shared.web.problems import problem_middleware
 from shared.web.readiness import Readiness
 from shared.web.supervision import LIFECYCLE, Lifecycle
@@ -71,10 +71,15 @@ def create_base_app(
     the tracing middleware the instrumentation puts first, and before metrics. Only the
     reading of the body comes first (shared.web.body). ``streaming_paths`` answer with a
     stream that lasts minutes: they are bounded by their own slots (shared.web.streams), not
-    counted in flight, where they would hold places and skew the latency the bound follows.
+    counted in flight, where they would hold places and skew the latency the bound follows,
+    nor in the request metrics, for the same reason.
     """
     app = web.Application(
-        middlewares=[http_metrics_middleware, problem_middleware, remember_span_middleware],
+        middlewares=[
+            http_metrics(streaming_paths=frozenset(streaming_paths)),
+            problem_middleware,
+            remember_span_middleware,
+        ],
         client_max_size=max_body_bytes,
     )
     if in_flight is not None:

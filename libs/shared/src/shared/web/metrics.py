@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from importlib import metadata
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Gauge, Histogram
 
 from shared.web.access_log import route_template
@@ -49,24 +49,32 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-@web.middleware
-async def http_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    HTTP_SERVER_IN_FLIGHT.inc()
-    status = 500
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    else:
-        status = response.status
-        return response
-    finally:
-        HTTP_SERVER_IN_FLIGHT.dec()
-        HTTP_SERVER_DURATION.labels(route_template(request), request.method, status_class(status)).observe(
-            time.perf_counter() - started
-        )
+def http_metrics(*, streaming_paths: Collection[str] = ()) -> Middleware:
+    """Requests in flight and their durations (RED). A stream (shared.web.streams) is neither:
+    it lasts minutes by design, and would swamp both; dozen_http_server_open_streams counts it."""
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in streaming_paths:
+            return await handler(request)
+        started = time.perf_counter()
+        HTTP_SERVER_IN_FLIGHT.inc()
+        status = 500
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        else:
+            status = response.status
+            return response
+        finally:
+            HTTP_SERVER_IN_FLIGHT.dec()
+            HTTP_SERVER_DURATION.labels(route_template(request), request.method, status_class(status)).observe(
+                time.perf_counter() - started
+            )
+
+    return measure
 
 
 def record_build(service: str, release: str) -> None:
