@@ -200,7 +200,13 @@ async def notifications_held(stack: Stack, tokens: list[str]) -> AsyncIterator[I
 async def emails_held(stack: Stack, tokens: list[str]) -> AsyncIterator[InFlight]:
     """OrderCreated messages held in the notifier's batch, the emails sent, their rows not yet written."""
     async with table_locked(stack.notifier_database_url, "notifications") as release:
-        order_ids = await _placed(stack, tokens)
+        # All of them in one relay batch, so that they reach the notifier together and are
+        # held in one of its batches: placed concurrently, they could go out in two relay
+        # batches, and the second one wait, unstarted, behind the held one. A message not yet
+        # started is not in flight, and a stopping notifier rightly leaves it to the next.
+        async with paused(stack.processes["orders-relay"]) as resume:
+            order_ids = await _placed(stack, tokens)
+            resume()
 
         async def finished() -> list[str]:
             recorded = await count_of(stack.notifier_database_url, RECORDED, order_ids)
