@@ -4,6 +4,7 @@ it without a reload, pushed over the live update stream; another customer never 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from harness.switchboard import Switchboard
 
 from .support import RENDER_TIMEOUT_MS, watched
 
+# Where the board links each order's trace (never fetched by the page: a link to follow).
+TRACE_LINK = "http://127.0.0.1:16686/trace/"
 SCREENSHOTS = Path(__file__).parents[2] / "tools" / "screenshots.py"
 # The whole pipeline (relay, RabbitMQ, notifier, SMTP, worker) on a loaded machine: a bound
 # against a hang, not a speed check.
@@ -24,7 +27,7 @@ NOTIFIED_TIMEOUT_MS = 60_000
 @pytest.fixture
 def extra_env(faults_port: int) -> dict[str, str]:
     """The board's fault panel, through the gateway, to the switchboard below."""
-    return {"GATEWAY_BOARD_FAULTS_URL": f"http://127.0.0.1:{faults_port}"}
+    return {"GATEWAY_BOARD_FAULTS_URL": f"http://127.0.0.1:{faults_port}", "GATEWAY_BOARD_TRACE_LINK": TRACE_LINK}
 
 
 async def _signed_in(browser: Browser, origin: str, customer: str) -> tuple[Page, list[str]]:
@@ -51,11 +54,15 @@ async def test_an_order_placed_on_the_board_reaches_notified_live_and_only_its_c
     row = page.locator("#rows tr").first
     await expect(row).to_have_attribute("data-status", "notified", timeout=NOTIFIED_TIMEOUT_MS)
     order_id = await row.get_attribute("data-order-id")
+    trace_link = await row.get_by_role("link", name="trace").get_attribute("href")
     # Retrying with the same Idempotency-Key answers the same order: still one row.
     await page.click("#retry")
     await expect(page.locator("#place-result")).to_contain_text("Replayed", timeout=RENDER_TIMEOUT_MS)
 
     assert order_id
+    # The one trace the order's placement started, from the gateway to the worker.
+    assert trace_link is not None
+    assert re.fullmatch(re.escape(TRACE_LINK) + "[0-9a-f]{32}", trace_link), trace_link
     assert await page.locator("#rows tr").count() == 1
     assert reloads == []
     # Bob's board, live all along, shows none of Alice's orders.

@@ -325,3 +325,28 @@ async def test_only_a_caller_with_the_gateways_credential_may_place_or_read_orde
     assert placed.headers["WWW-Authenticate"] == 'Bearer realm="dozen-orders"'
     assert await fetchval(orders_database_url, "SELECT count(*) FROM orders") == 0
     assert probes == [200, 200, 200]
+
+
+async def test_an_order_keeps_the_trace_its_placement_started_and_an_untraced_one_has_none(
+    client: Client, orders_database_url: str
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    pool = await asyncpg.create_pool(orders_database_url, min_size=1, max_size=1)
+    try:
+        placed = await place_orders(
+            pool,
+            [
+                Placement(PlaceOrder.model_validate_json(json.dumps(order_body("alice"))), "key-traced", traced),
+                Placement(PlaceOrder.model_validate_json(json.dumps(order_body("alice"))), "key-untraced", {}),
+            ],
+            event_source="/test",
+        )
+    finally:
+        await pool.close()
+    ids = [outcome.order.id for outcome in placed if not isinstance(outcome, Exception)]
+    read = [await (await client.get(f"/orders/{order_id}")).json() for order_id in ids]
+
+    assert [order["trace_id"] for order in read] == [trace_id, None]
+    outbox = await fetchval(orders_database_url, "SELECT traceparent FROM outbox WHERE aggregate_id = $1", ids[0])
+    assert outbox == traced["traceparent"]

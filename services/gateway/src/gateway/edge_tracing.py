@@ -50,13 +50,6 @@ class UntrustedCaller(TextMapPropagator):
 async def link_callers_span(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Link the request's span, the root of a new trace, to the span its caller sent, if any."""
     callers = trace.get_current_span(_W3C.extract(request.headers)).get_span_context()
-    span = trace.get_current_span()
     if callers.is_valid:
-        span.add_link(callers, {"dozen.link": "caller"})
-    response = await handler(request)
-    # The trace Dozen started, named to the caller (W3C Trace Context Level 2's traceresponse):
-    # the board links an order to its trace with it.
-    ours = span.get_span_context()
-    if ours.is_valid and not response.prepared:
-        response.headers["traceresponse"] = f"00-{ours.trace_id:032x}-{ours.span_id:016x}-{ours.trace_flags:02x}"
-    return response
+        trace.get_current_span().add_link(callers, {"dozen.link": "caller"})
+    return await handler(request)

@@ -45,6 +45,9 @@ class Order(BaseModel):
     created_at: datetime
     published_at: datetime | None
     notified_at: datetime | None
+    trace_id: str | None = Field(
+        None, description="The trace this order's placement started (W3C trace id); null if it was not traced."
+    )
 
 
 class OrderPage(BaseModel):

@@ -48,6 +48,8 @@ class Order(BaseModel):
     created_at: datetime
     published_at: datetime | None
     notified_at: datetime | None
+    # The trace the order's placement started (W3C trace id); None if it was not traced.
+    trace_id: str | None = None
 
 
 class OrderPage(BaseModel):

@@ -71,7 +71,7 @@ async def place_orders(pool: Pool, placements: Sequence[Placement], *, event_sou
     A batch the server refuses as a whole (one bad order) is tried again order by order, so
     that only the bad one fails. One outcome per placement, in order.
     """
-    orders = [_new_order(placement.request) for placement in placements]
+    orders = [_new_order(placement.request, placement.trace_context) for placement in placements]
     events = [
         _order_created(order, event_source, placement.trace_context)
         for order, placement in zip(orders, placements, strict=True)
@@ -84,15 +84,15 @@ async def place_orders(pool: Pool, placements: Sequence[Placement], *, event_sou
                 WITH arrived AS (
                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::text[],
                                          $7::text[], $8::timestamptz[], $9::uuid[], $10::text[], $11::jsonb[],
-                                         $12::text[], $13::text[])
+                                         $12::text[], $13::text[], $14::text[])
                         WITH ORDINALITY AS a(id, customer_id, currency, items, total_cents, idempotency_key,
                                              request_hash, created_at, event_id, event_type, payload, traceparent,
-                                             tracestate, position)
+                                             tracestate, trace_id, position)
                 ), placed AS (
                     INSERT INTO orders (id, customer_id, currency, items, total_cents, status, idempotency_key,
-                                        request_hash, created_at)
+                                        request_hash, created_at, trace_id)
                     SELECT id, customer_id, currency, items, total_cents, 'accepted', idempotency_key, request_hash,
-                           created_at
+                           created_at, trace_id
                     FROM arrived ORDER BY position
                     ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
                     RETURNING id
@@ -116,6 +116,7 @@ async def place_orders(pool: Pool, placements: Sequence[Placement], *, event_sou
                 [encode(event).decode() for event in events],
                 [event.traceparent for event in events],
                 [event.tracestate for event in events],
+                [order.trace_id for order in orders],
             )
     except asyncpg.PostgresError:
         if len(placements) == 1:
@@ -128,7 +129,7 @@ async def place_orders(pool: Pool, placements: Sequence[Placement], *, event_sou
     ]
 
 
-def _new_order(request: PlaceOrder) -> Order:
+def _new_order(request: PlaceOrder, trace_context: dict[str, str]) -> Order:
     return Order(
         id=uuid4(),
         customer_id=request.customer_id,
@@ -139,7 +140,14 @@ def _new_order(request: PlaceOrder) -> Order:
         created_at=datetime.now(UTC),
         published_at=None,
         notified_at=None,
+        trace_id=trace_id_of(trace_context.get("traceparent")),
     )
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id of a W3C ``traceparent`` (version-traceid-spanid-flags)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 else None
 
 
 async def _alone(pool: Pool, placement: Placement, event_source: str) -> Placed | Exception:
@@ -160,7 +168,7 @@ async def _replayed(pool: Pool, placement: Placement) -> Placed | Exception:
 async def _replay(pool: Pool, request: PlaceOrder, idempotency_key: str) -> Placed:
     row = await pool.fetchrow(
         """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at,
-                  request_hash
+                  trace_id, request_hash
            FROM orders WHERE customer_id = $1 AND idempotency_key = $2""",
         request.customer_id,
         idempotency_key,
@@ -194,7 +202,8 @@ def _order_created(order: Order, source: str, trace_context: dict[str, str]) -> 
 
 async def get_order(pool: Pool, order_id: UUID) -> Order | None:
     row = await pool.fetchrow(
-        """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at
+        """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at,
+                  trace_id
            FROM orders WHERE id = $1""",
         order_id,
     )
@@ -204,7 +213,8 @@ async def get_order(pool: Pool, order_id: UUID) -> Order | None:
 async def get_orders(pool: Pool, order_ids: Collection[UUID]) -> list[Order]:
     """Those of the orders that exist, in no particular order."""
     rows = await pool.fetch(
-        """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at
+        """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at,
+                  trace_id
            FROM orders WHERE id = ANY($1::uuid[])""",
         list(order_ids),
     )
@@ -227,7 +237,8 @@ async def list_orders(pool: Pool, customer_id: str, *, limit: int, after: tuple[
     """Newest first, by keyset: stable under concurrent inserts and cheap at any depth."""
     if after is None:
         rows = await pool.fetch(
-            """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at
+            """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at,
+                  trace_id
                FROM orders WHERE customer_id = $1
                ORDER BY created_at DESC, id DESC LIMIT $2""",
             customer_id,
@@ -235,7 +246,8 @@ async def list_orders(pool: Pool, customer_id: str, *, limit: int, after: tuple[
         )
     else:
         rows = await pool.fetch(
-            """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at
+            """SELECT id, customer_id, currency, items, total_cents, status, created_at, published_at, notified_at,
+                  trace_id
                FROM orders WHERE customer_id = $1 AND (created_at, id) < ($2, $3)
                ORDER BY created_at DESC, id DESC LIMIT $4""",
             customer_id,

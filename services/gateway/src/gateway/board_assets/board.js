@@ -9,7 +9,7 @@ const RECONNECT_MS = [500, 1000, 2000, 5000];
 const HEALTH_EVERY_MS = 2000;
 const HEALTH_WINDOW = 6;
 const state = {
-  config: null, token: null, customer: null, orders: new Map(), traces: new Map(), last: null, stream: null,
+  config: null, token: null, customer: null, orders: new Map(), last: null, stream: null,
   health: [], healthTimer: null, switching: false,
 };
 const $ = (id) => document.getElementById(id);
@@ -112,8 +112,6 @@ async function place(retry) {
   $("retry").disabled = false;
   if (!response.ok) { $("place-result").textContent = await problem(response); return; }
   const order = await response.json();
-  const trace = (response.headers.get("traceresponse") || "").split("-")[1];
-  if (trace && !state.traces.has(order.id)) state.traces.set(order.id, trace);
   $("place-result").textContent = response.headers.get("Idempotent-Replayed")
     ? `Replayed: the same key answered the same order ${short(order.id)}; no second order was made.`
     : `Order ${short(order.id)} accepted (Idempotency-Key ${state.last.key}).`;
@@ -219,8 +217,7 @@ function render() {
       order.notified_at ? cell(since(order.created_at, order.notified_at)) : cell("…", "pending"),
     );
     const see = cell("");
-    const trace = state.traces.get(order.id);
-    if (state.config.trace_url && trace) see.append(link("trace", state.config.trace_url.replace(/\/?$/, "/") + trace), " ");
+    if (state.config.trace_url && order.trace_id) see.append(link("trace", state.config.trace_url.replace(/\/?$/, "/") + order.trace_id), " ");
     if (state.config.mail_url && order.notified_at) see.append(link("email", `${state.config.mail_url.replace(/\/$/, "")}/search?q=${order.id}`));
     tr.append(see);
     return tr;
