@@ -71,7 +71,13 @@ def faults_port() -> int:
 async def switchboard(stack: Stack, faults_port: int) -> AsyncIterator[Switchboard]:
     """`make dev`'s switchboard, over this stack's mail server and its processes (ours)."""
     board = Switchboard(
-        Targets(stack.mailbox, root_pid=os.getpid(), gateway_url=stack.gateway_url, issue_tokens=stack.tokens),
+        Targets(
+            stack.mailbox,
+            root_pid=os.getpid(),
+            gateway_url=stack.gateway_url,
+            issue_tokens=stack.tokens,
+            database_urls={"orders": stack.orders_database_url, "notifier": stack.notifier_database_url},
+        ),
         stack.orders_database_url,
         drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS,
     )

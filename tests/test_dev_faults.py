@@ -18,9 +18,10 @@ from harness.faults import FAULTS, POISONED_CUSTOMER
 from harness.procfile import PROCFILE
 from harness.stack import Stack
 from harness.switchboard import Switchboard
-from shared.testing import eventually, free_port
+from shared.testing import eventually, fetchval, free_port
 from shared.testing.processes import ServiceProcess
 
+TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname = $1"
 # A bound against a hang: switching off waits for the orders taken meanwhile to drain.
 CLI_TIMEOUT_SECONDS = 180
 
@@ -70,6 +71,25 @@ async def test_poison_parks_its_customers_orders_on_purpose_and_the_verdict_says
     assert "2 orders accepted while it was on, 0 lost, 0 duplicated, 1 dead-lettered on purpose, drained" in output
 
 
+async def test_postgres_slow_for_a_while_loses_nothing_and_leaves_no_trace_in_the_schema(
+    stack: Stack, switchboard: Switchboard, faults_port: int
+) -> None:
+    url = f"http://127.0.0.1:{faults_port}"
+    assert (await _make_fault(url, "postgres-slow", "on"))[0] == 0
+    slowed = await fetchval(stack.orders_database_url, TRIGGERS, "dozen_fault_slow")
+    async with aiohttp.ClientSession() as http:
+        customer = Customer(http, stack.gateway_url, await stack.token("alice"))
+        for _ in range(3):
+            await customer.place()
+    status, output = await _make_fault(url, "postgres-slow", "off")
+
+    assert slowed == 3  # orders, outbox, inbox
+    assert status == 0, output
+    assert "postgres-slow: 3 orders accepted while it was on, 0 lost, 0 duplicated, drained" in output
+    for database_url in (stack.orders_database_url, stack.notifier_database_url):
+        assert await fetchval(database_url, TRIGGERS, "dozen_fault_slow") == 0
+
+
 async def test_make_fault_names_the_faults_when_asked_for_one_that_does_not_exist(faults_port: int) -> None:
     status, output = await _make_fault(f"http://127.0.0.1:{faults_port}", "no-such-fault", "on")
 
@@ -85,6 +105,7 @@ async def test_the_procfiles_faults_line_serves_mail_and_the_switchboard(databas
         "DEV_SMTP_PORT": str(smtp_port),
         "DEV_FAULTS_PORT": str(faults_port),
         "ORDERS_DATABASE_URL": database_url,
+        "NOTIFIER_DATABASE_URL": database_url,
     }
     process = ServiceProcess(["bash", "-c", line], env=env)
     await process.start()

@@ -1,7 +1,8 @@
 """The faults a visitor can switch on while watching (`make fault`, the board's panel), each
 defined once: what switching it on and off does to the running system.
 
-The SMTP faults work the development mail server (shared.testing.smtp.SmtpSink, the same
+The database fault slows every write where it happens, in PostgreSQL itself. The SMTP faults
+work the development mail server (shared.testing.smtp.SmtpSink, the same
 sink and the same calls the fault suite makes); the pauses stop a process type's processes
 with SIGSTOP and wake them with SIGCONT, as a host that freezes them would; the overload
 burst is the fault suite's open-loop generator (harness.load) at several times what this
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import psutil
 
 from harness.api import ORDER_BODY, ORDERS_PATH
@@ -31,6 +33,11 @@ SMTP_BUSY = "451 4.3.0 mailbox busy, try again later"
 SMTP_NO_SUCH_MAILBOX = "550 5.1.1 mailbox unavailable"
 # A demo customer whose orders the poison fault makes unprocessable.
 POISONED_CUSTOMER = "carol"
+# Added to every write statement on the pipeline's tables while PostgreSQL is slow: a slow
+# disk's fsync, or a lock held elsewhere, as the processes see it.
+POSTGRES_SLOW_SECONDS = 0.05
+# The tables each process type writes as an order goes through (the orders and notifier databases).
+_WRITTEN_TABLES = {"orders": ("orders", "outbox", "inbox"), "notifier": ("notifications",)}
 # The burst: orders offered a second (a few times what two cores sustain), for at most this
 # long (it stops by itself), from this many customers (their rate limits are not the point).
 BURST_RATE = 600
@@ -52,6 +59,8 @@ class Targets:
     # own one-off, `gateway issue-token`).
     gateway_url: str = ""
     issue_tokens: Callable[[Sequence[str]], Awaitable[list[str]]] | None = None
+    # The databases the pipeline writes, by service (orders, notifier).
+    database_urls: dict[str, str] = field(default_factory=dict)
     # What a fault leaves running while it is on (the burst's task).
     running: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +115,44 @@ async def _poisoned(targets: Targets) -> None:
 async def _cured(targets: Targets) -> str | None:
     targets.mailbox.refuse_mailbox(POISONED_CUSTOMER, None)
     return None
+
+
+async def _slow_writes(targets: Targets) -> None:
+    if not targets.database_urls:
+        raise LookupError("no database to slow down")
+    await _each_written_table(
+        targets,
+        f"""CREATE OR REPLACE FUNCTION dozen_fault_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep({POSTGRES_SLOW_SECONDS}); RETURN NULL; END; $$""",
+        "CREATE OR REPLACE TRIGGER dozen_fault_slow AFTER INSERT OR UPDATE ON {table}"
+        " FOR EACH STATEMENT EXECUTE FUNCTION dozen_fault_slow()",
+    )
+
+
+async def _fast_writes(targets: Targets) -> str | None:
+    # Idempotent: after a switchboard that died while it was on, this still clears it.
+    await _each_written_table(
+        targets,
+        None,
+        "DROP TRIGGER IF EXISTS dozen_fault_slow ON {table}",
+        "DROP FUNCTION IF EXISTS dozen_fault_slow()",
+    )
+    return None
+
+
+async def _each_written_table(targets: Targets, before: str | None, each: str, after: str | None = None) -> None:
+    for service, url in targets.database_urls.items():
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                if before:
+                    await connection.execute(before)
+                for table in _WRITTEN_TABLES[service]:
+                    await connection.execute(each.format(table=table))
+                if after:
+                    await connection.execute(after)
+        finally:
+            await connection.close()
 
 
 def _pause(
@@ -164,6 +211,13 @@ FAULTS = {
         Fault("smtp-slow", f"The mail server takes {SMTP_SLOW_SECONDS:g} s to accept each email.", _slow, _fast),
         Fault("notifier-paused", "Every notifier process is frozen (SIGSTOP).", *_pause("notifier", "worker")),
         Fault("relay-paused", "Every orders relay process is frozen (SIGSTOP).", *_pause("orders", "relay")),
+        Fault(
+            "postgres-slow",
+            f"Every write to the pipeline's tables takes {POSTGRES_SLOW_SECONDS * 1000:.0f} ms longer, in PostgreSQL"
+            " itself (a statement trigger sleeps, as a slow disk would stall it).",
+            _slow_writes,
+            _fast_writes,
+        ),
         Fault(
             "overload-burst",
             f"{BURST_RATE} orders a second for up to {BURST_SECONDS} s: past capacity, fast 503s with Retry-After.",

@@ -214,6 +214,7 @@ def serve(smtp_port: int, port: int) -> None:
         root_pid=_honcho(),
         gateway_url=f"http://127.0.0.1:{os.environ.get('DEV_GATEWAY_PORT', '8080')}",
         issue_tokens=_issue_tokens,
+        database_urls={"orders": os.environ["ORDERS_DATABASE_URL"], "notifier": os.environ["NOTIFIER_DATABASE_URL"]},
     )
     switchboard = Switchboard(targets, os.environ["ORDERS_DATABASE_URL"], drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS)
     mailbox.on_accepted = switchboard.emailed
